@@ -1,0 +1,268 @@
+"""The public API: `QA` answers questions over documents with an exact quote, or says it cannot."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from qa.chunk import Chunk, Chunker
+from qa.config import Config
+from qa.embed import Embedder
+from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore
+from qa.load import Document, DocumentError, document_from_bytes, load_corpus, load_file, \
+    safe_document_id
+from qa.read import Reader
+from qa.retrieve import Retrieved, Retriever
+
+log = logging.getLogger("qa")
+
+CORPUS_SOURCE = "corpus:"  # documents read from the configured corpus folders; the rest were added by hand
+
+
+def _under_any(path: str, roots: list[Path]) -> bool:
+    """Is the file inside one of the configured corpus folders (so its absence there means it was deleted)?"""
+    resolved = Path(path).resolve()
+    return any(resolved == root or root in resolved.parents for root in roots)
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked (empty, too long); the message says why."""
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str  # the exact quote; "" when the documents do not hold the answer
+    score: float  # calibrated confidence in [0, 1] that the best span answers the question
+    found: bool
+    document: str = ""  # document id
+    start: int = 0  # document.text[start:end] == text
+    end: int = 0
+    context: str = ""  # the passage (chunk) the answer came from
+    context_start: int = 0  # where that passage starts in the document
+    passages: list[Chunk] = field(default_factory=list)  # the retrieved passages, best first
+    message: str = ""  # why nothing was found, when there is a reason beyond low confidence
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question, "text": self.text, "score": round(self.score, 4), "found": self.found,
+            "document": self.document, "start": self.start, "end": self.end, "context": self.context,
+            "context_start": self.context_start, "message": self.message,
+            "passages": [{"document": p.document, "start": p.start, "end": p.end, "text": p.text}
+                         for p in self.passages],
+        }
+
+
+_ENGLISH_WORDS = frozenset(
+    "the of and to in is was what who whom whose when where which why how did does do are were for on with by "
+    "from that this these those many much it its has have had been be can could will would should their there "
+    "after before during about into than an".split()
+)
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def looks_english(question: str) -> bool:
+    """A cheap guard for an English-only reader: Latin letters, and an English function word when long."""
+    words = _WORD.findall(question.lower())
+    if not words:
+        return True  # digits and symbols only: let retrieval try
+    letters = "".join(words)
+    latin = sum(1 for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f")
+    if latin / len(letters) < 0.6:
+        return False
+    return len(words) <= 3 or any(w in _ENGLISH_WORDS for w in words)
+
+
+class QA:
+    """Extractive question answering over a folder of documents, offline.
+
+    >>> bot = QA()                                      # seeds/ indexed in index/
+    >>> bot = QA.from_paths(["docs/"], index_dir="my_index")
+    >>> bot.ask("Who chaired the session?").text
+    """
+
+    def __init__(self, config: Config | None = None, **overrides):
+        import torch
+
+        self.config = replace(config, **overrides) if config is not None else Config.from_env(**overrides)
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.embedder = Embedder(cfg.embedder_path(), device=cfg.device)
+        self.chunker = Chunker(self.embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap_tokens)
+        self.retriever = Retriever(self.embedder, cfg.top_k, cfg.candidates, cfg.rrf_k, cfg.use_bm25)
+        self.reader = Reader(cfg.reader, cfg.max_seq_length, cfg.doc_stride, cfg.max_answer_tokens, cfg.n_best,
+                             cfg.reader_batch_size, cfg.quantize, cfg.device)
+        self.store = IndexStore(cfg.index_dir)
+        self.fingerprint = Fingerprint(self.embedder.name(), self.embedder.dimension, self.chunker.settings())
+        self.problems: list[str] = []  # files skipped and index repairs made while opening, for display
+        self._write_lock = threading.Lock()
+        self.index = self._open()
+
+    @classmethod
+    def from_paths(cls, paths: list[str | Path], index_dir: str | Path | None = None, **overrides) -> "QA":
+        overrides["corpus"] = [str(p) for p in paths]
+        if index_dir is not None:
+            overrides["index_dir"] = str(index_dir)
+        return cls(**overrides)
+
+    # -- opening and keeping the index in step with the corpus ----------------------------------------------
+    def _open(self) -> Index:
+        with self._write_lock, self.store.lock():
+            index, kept_documents = self._load_saved()
+            corpus, problems = load_corpus([p for p in self.config.corpus if Path(p).exists()],
+                                           self.config.max_file_bytes)
+            self.problems.extend(problems)
+            corpus = [replace(d, source=CORPUS_SOURCE + d.source) for d in corpus]
+            corpus_ids = {d.id for d in corpus}
+            excluded = set(index.excluded)
+            changed = [d for d in corpus if d.id not in excluded and
+                       (d.id not in index.documents or index.documents[d.id].sha256 != d.sha256)]
+            changed += [d for d in kept_documents if d.id not in index.documents and d.id not in corpus_ids]
+            roots = [Path(p).resolve() for p in self.config.corpus]
+            stale = [d.id for d in index.documents.values() if d.id not in corpus_ids and
+                     _under_any(d.source.removeprefix(CORPUS_SOURCE), roots) and d.source.startswith(CORPUS_SOURCE)]
+            if stale:
+                index = index.without_documents(stale)
+            if changed:
+                index = self._with_documents(index, changed)
+            if changed or stale or not self.store.exists():
+                self.store.write(index)
+            return index
+
+    def _load_saved(self) -> tuple[Index, list[Document]]:
+        """The saved index if usable; else an empty one plus whatever documents can be rescued from it."""
+        empty = Index(self.fingerprint)
+        if not self.store.exists():
+            return empty, []
+        try:
+            return self.store.load(self.fingerprint), []
+        except IndexMismatchError as error:
+            self.problems.append(f"rebuilding the index: {error}")
+        except IndexCorruptError as error:
+            self.problems.append(f"the saved index is damaged and was rebuilt: {error}")
+        log.warning(self.problems[-1])
+        return empty, self.store.rescue_documents()
+
+    def _with_documents(self, index: Index, documents: list[Document]) -> Index:
+        import numpy as np
+
+        chunks: list[Chunk] = []
+        for document in documents:
+            chunks.extend(self.chunker.split(document))
+        vectors = self.embedder.embed([c.text for c in chunks], progress=True) if chunks else \
+            np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return index.with_documents(documents, chunks, vectors)
+
+    # -- documents ------------------------------------------------------------------------------------------
+    def documents(self) -> list[Document]:
+        return sorted(self.index.documents.values(), key=lambda d: d.id)
+
+    def add(self, path: str | Path) -> list[str]:
+        """Index a file or every supported file in a folder; returns the ids added or updated.
+
+        Raises DocumentError when nothing could be added and something was wrong (the message says what).
+        """
+        path = Path(path)
+        if path.is_dir():
+            documents, problems = load_corpus([path], self.config.max_file_bytes)
+        else:
+            documents, problems = [load_file(path, max_bytes=self.config.max_file_bytes)], []
+        documents = [replace(d, source=str(path)) for d in documents]
+        changed = self._add_documents(documents, problems)
+        if problems and not changed:
+            raise DocumentError("; ".join(problems))
+        return changed
+
+    def add_bytes(self, name: str, data: bytes) -> str:
+        """Index an uploaded file (name from the user, so it is sanitised); returns its document id."""
+        document = document_from_bytes(safe_document_id(name), data, self.config.max_file_bytes, source="upload")
+        problems: list[str] = []
+        changed = self._add_documents([document], problems)
+        if not changed:
+            raise DocumentError(problems[0])
+        return changed[0]
+
+    def add_documents(self, documents: list[Document], problems: list[str] | None = None) -> list[str]:
+        """Index documents made in memory (see qa.load.make_document); returns the ids added."""
+        return self._add_documents(documents, problems if problems is not None else [])
+
+    def _add_documents(self, documents: list[Document], problems: list[str]) -> list[str]:
+        with self._write_lock:
+            index = self.index
+            by_hash = {d.sha256: d.id for d in index.documents.values()}
+            fresh = []
+            for document in documents:
+                twin = by_hash.get(document.sha256)
+                if twin is not None:
+                    problems.append(f"{document.id}: already indexed" +
+                                    (" (same content)" if twin == document.id else f" with the same content as {twin}"))
+                    continue
+                fresh.append(document)
+            if len(index.documents) + len(fresh) > self.config.max_documents:
+                raise DocumentError(f"the index is limited to {self.config.max_documents} documents")
+            if not fresh:
+                return []
+            updated = self._with_documents(index, fresh)
+            self.store.save(updated)  # raises IndexWriteError and leaves self.index as it was
+            self.index = updated
+            return [d.id for d in fresh]
+
+    def remove(self, document_id: str) -> None:
+        with self._write_lock:
+            index = self.index
+            document = index.documents.get(document_id)
+            if document is None:
+                raise KeyError(f"no document with id {document_id!r} is indexed")
+            updated = index.without_documents([document_id], exclude=document.source.startswith(CORPUS_SOURCE))
+            self.store.save(updated)
+            self.index = updated
+
+    # -- questions ------------------------------------------------------------------------------------------
+    def _check(self, question: str) -> str:
+        if not isinstance(question, str):
+            raise QuestionError("The question must be text.")
+        question = " ".join(question.split())
+        if not question:
+            raise QuestionError("Please type a question.")
+        if len(question) > self.config.max_question_chars:
+            raise QuestionError(f"The question is {len(question):,} characters long; please keep it under "
+                                f"{self.config.max_question_chars:,}.")
+        return question
+
+    def ask(self, question: str) -> Answer:
+        return self.ask_many([question])[0]
+
+    def ask_many(self, questions: list[str], top_k: int | None = None) -> list[Answer]:
+        """Answers in order; all questions share one retrieval call and one batched pass of the reader."""
+        cleaned = [self._check(q) for q in questions]
+        index = self.index  # one snapshot for the whole call, even if a document is added meanwhile
+        answers: list[Answer | None] = [None] * len(cleaned)
+        todo = []
+        for i, question in enumerate(cleaned):
+            if not index.chunks:
+                answers[i] = Answer(question, "", 0.0, False, message="No documents are indexed yet.")
+            elif not looks_english(question):
+                answers[i] = Answer(question, "", 0.0, False, message="The reader understands English only; "
+                                    "please ask the question in English.")
+            else:
+                todo.append(i)
+        retrieved = self.retriever.run(index, [cleaned[i] for i in todo], top_k)
+        readings = self.reader.run_many([(cleaned[i], [r.chunk.text for r in hits]) for i, hits in zip(todo, retrieved)])
+        for i, hits, reading in zip(todo, retrieved, readings):
+            answers[i] = self._answer(cleaned[i], hits, reading)
+        return answers
+
+    def _answer(self, question: str, hits: list[Retrieved], reading) -> Answer:
+        passages = [h.chunk for h in hits]
+        best = reading.best
+        if best is None:
+            return Answer(question, "", 0.0, False, passages=passages)
+        chunk = passages[best.passage]
+        if best.confidence < self.config.threshold:
+            return Answer(question, "", best.confidence, False, passages=passages)
+        return Answer(question, best.text, best.confidence, True, chunk.document, chunk.start + best.start,
+                      chunk.start + best.end, chunk.text, chunk.start, passages)

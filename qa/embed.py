@@ -1,0 +1,61 @@
+"""Sentence-transformers embeddings: normalised, batched, with a cache for repeated questions."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+
+import numpy as np
+
+
+@lru_cache(maxsize=4)
+def load_sentence_transformer(path: str, device: str = "cpu"):
+    """Load once per (path, device); every Embedder over the same model shares it."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
+class Embedder:
+    def __init__(self, path: str, device: str = "cpu", batch_size: int = 64, cache_size: int = 4096):
+        self.path = path
+        self.model = load_sentence_transformer(path, device)
+        self.batch_size = batch_size
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.tokenizer = self.model.tokenizer
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def name(self) -> str:
+        """An identity for index fingerprints: the model folder's name and its config."""
+        config = self.model[0].auto_model.config
+        return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}:{self.dimension}"
+
+    def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=progress and len(texts) > 256)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_questions(self, questions: list[str]) -> np.ndarray:
+        """Embeddings for questions, reusing earlier ones: chat users repeat and rephrase a lot."""
+        with self._lock:
+            missing = list(dict.fromkeys(q for q in questions if q not in self._cache))
+        if missing:
+            vectors = self.embed(missing)
+            with self._lock:
+                for question, vector in zip(missing, vectors):
+                    self._cache[question] = vector
+                    if len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+        with self._lock:
+            rows = []
+            for q in questions:
+                vector = self._cache.get(q)
+                if vector is None:  # evicted by a concurrent call in between: compute it again
+                    vector = self.embed([q])[0]
+                rows.append(vector)
+        return np.stack(rows)

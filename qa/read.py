@@ -1,0 +1,232 @@
+"""The span reader: any transformers AutoModelForQuestionAnswering, a local folder or a hub id.
+
+Passages are tokenised once and cached; each question is spliced in front of windows of a passage, so a
+chunk is never tokenised twice. All windows of all questions in a call go through the model in
+length-sorted batches. A span's score is start logit + end logit, comparable across windows because
+nothing is normalised per window; its window's [CLS] score (start + end logit at position 0) is the
+no-answer score. Confidence is a logistic function of the margin between the two, fitted on held-out
+data when the model folder carries a calibration.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Span:
+    passage: int  # index into the passages given for this question
+    start: int  # character offsets into that passage
+    end: int
+    text: str
+    score: float  # start logit + end logit
+    null_score: float  # [CLS] score of the window the span came from
+    confidence: float  # calibrated probability that the span is a right answer
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null_score
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The reader's verdict on one question: ranked spans (best first) and the no-answer evidence."""
+
+    spans: list[Span]
+    null_score: float  # lowest [CLS] score over all windows
+
+    @property
+    def best(self) -> Span | None:
+        return self.spans[0] if self.spans else None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """confidence = sigmoid(slope * margin + intercept); the defaults read a raw logit margin as odds."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def __call__(self, margin: float) -> float:
+        z = self.slope * margin + self.intercept
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    @classmethod
+    def from_folder(cls, folder: str) -> "Calibration":
+        path = Path(folder) / "calibration.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return cls(slope=float(data["slope"]), intercept=float(data["intercept"]))
+        return cls()
+
+
+@lru_cache(maxsize=4)
+def load_reader_model(path: str, device: str = "cpu", quantize: bool = False):
+    """Load once per (path, device, quantize). fp16-shipped weights are widened to fp32 for the CPU."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{path}: the reader needs a fast tokenizer (for character offsets)")
+    model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32)
+    model.eval().to(device)
+    if quantize and device == "cpu":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return tokenizer, model
+
+
+class Reader:
+    def __init__(self, model: str, max_seq_length: int = 256, doc_stride: int = 96, max_answer_tokens: int = 30,
+                 n_best: int = 20, batch_size: int = 16, quantize: bool = False, device: str = "cpu",
+                 max_question_tokens: int = 64, cache_size: int = 50_000):
+        self.model_name = str(model)
+        self.tokenizer, self.model = load_reader_model(self.model_name, device, quantize)
+        self.device = device
+        self.max_seq_length = max_seq_length
+        self.max_answer_tokens = max_answer_tokens
+        self.n_best = n_best
+        self.batch_size = batch_size
+        self.calibration = Calibration.from_folder(self.model_name)
+        self._passage_cache: OrderedDict[str, tuple[list[int], list[tuple[int, int]]]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()  # one forward pass at a time: two would only fight over the same cores
+        self._template = self._pair_template()
+        self._specials = len(self._template["prefix"]) + len(self._template["middle"]) + len(self._template["suffix"])
+        room = max_seq_length - self._specials
+        if room < 32:
+            raise ValueError(f"max_seq_length {max_seq_length} leaves no room for question and passage")
+        # A question may take at most half of a window; the passage always gets the rest.
+        self.max_question_tokens = min(max_question_tokens, room // 2)
+        budget = room - self.max_question_tokens
+        self.doc_stride = min(doc_stride, budget // 2)
+
+    def _pair_template(self) -> dict:
+        """How the tokenizer lays out (question, passage), learned from one probe pair, so that windows can be
+        assembled from cached token ids: [CLS] q [SEP] p [SEP] for BERT, <s> q </s></s> p </s> for RoBERTa."""
+        probe = self.tokenizer("q", "p", return_token_type_ids=True)
+        ids, types, sequence = probe["input_ids"], probe["token_type_ids"], probe.sequence_ids()
+        question_at = [i for i, s in enumerate(sequence) if s == 0]
+        passage_at = [i for i, s in enumerate(sequence) if s == 1]
+        return {
+            "prefix": ids[: question_at[0]], "prefix_types": types[: question_at[0]],
+            "middle": ids[question_at[-1] + 1 : passage_at[0]], "middle_types": types[question_at[-1] + 1 : passage_at[0]],
+            "suffix": ids[passage_at[-1] + 1 :], "suffix_types": types[passage_at[-1] + 1 :],
+            "question_type": types[question_at[0]], "passage_type": types[passage_at[0]],
+        }
+
+    def encode_passage(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        with self._lock:
+            hit = self._passage_cache.get(text)
+            if hit is not None:
+                self._passage_cache.move_to_end(text)
+                return hit
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        item = (encoded["input_ids"], [tuple(o) for o in encoded["offset_mapping"]])
+        with self._lock:
+            self._passage_cache[text] = item
+            if len(self._passage_cache) > self._cache_size:
+                self._passage_cache.popitem(last=False)
+        return item
+
+    def _windows(self, question_ids: list[int], passage_ids: list[int]):
+        """(input_ids, token_type_ids, position of the first passage token, passage token offset) per window."""
+        t = self._template
+        head = t["prefix"] + question_ids + t["middle"]
+        head_types = t["prefix_types"] + [t["question_type"]] * len(question_ids) + t["middle_types"]
+        budget = self.max_seq_length - len(question_ids) - self._specials
+        step = max(1, budget - self.doc_stride)
+        start = 0
+        while True:
+            piece = passage_ids[start : start + budget]
+            yield (head + piece + t["suffix"], head_types + [t["passage_type"]] * len(piece) + t["suffix_types"],
+                   len(head), start)
+            if start + budget >= len(passage_ids):
+                break
+            start += step
+
+    def run(self, question: str, passages: list[str]) -> Reading:
+        return self.run_many([(question, passages)])[0]
+
+    def run_many(self, items: list[tuple[str, list[str]]]) -> list[Reading]:
+        windows = []  # (question index, passage index, ids, types, context position, passage token offset)
+        encoded_passages: dict[tuple[int, int], tuple[list[int], list[tuple[int, int]]]] = {}
+        for q, (question, passages) in enumerate(items):
+            question_ids = self.tokenizer(question, add_special_tokens=False)["input_ids"][: self.max_question_tokens]
+            for p, passage in enumerate(passages):
+                encoded_passages[q, p] = self.encode_passage(passage)
+                if not encoded_passages[q, p][0]:
+                    continue
+                for ids, types, context_at, token_offset in self._windows(question_ids, encoded_passages[q, p][0]):
+                    windows.append((q, p, ids, types, context_at, token_offset))
+        logits = self._forward([w[2] for w in windows], [w[3] for w in windows])
+        candidates: list[list[Span]] = [[] for _ in items]
+        null_scores = [math.inf] * len(items)
+        for (q, p, ids, _, context_at, token_offset), (start_logits, end_logits) in zip(windows, logits):
+            passage_ids, offsets = encoded_passages[q, p]
+            null = float(start_logits[0] + end_logits[0])
+            null_scores[q] = min(null_scores[q], null)
+            length = len(ids) - len(self._template["suffix"]) - context_at
+            starts = start_logits[context_at : context_at + length]
+            ends = end_logits[context_at : context_at + length]
+            top_starts = np.argsort(-starts)[: self.n_best]
+            top_ends = np.argsort(-ends)[: self.n_best]
+            passage = items[q][1][p]
+            for s in top_starts:
+                for e in top_ends:
+                    if e < s or e - s + 1 > self.max_answer_tokens:
+                        continue
+                    char_start = offsets[token_offset + s][0]
+                    char_end = offsets[token_offset + e][1]
+                    score = float(starts[s] + ends[e])
+                    candidates[q].append(Span(p, char_start, char_end, passage[char_start:char_end], score, null,
+                                              self.calibration(score - null)))
+        readings = []
+        for q, spans in enumerate(candidates):
+            spans.sort(key=lambda span: -span.score)
+            unique, seen = [], set()
+            for span in spans:  # overlapping windows propose the same span more than once
+                key = (span.passage, span.start, span.end)
+                if key not in seen:
+                    seen.add(key)
+                    unique.append(span)
+                if len(unique) >= self.n_best:
+                    break
+            readings.append(Reading(unique, null_scores[q] if null_scores[q] != math.inf else 0.0))
+        return readings
+
+    def _forward(self, all_ids: list[list[int]], all_types: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        results: list = [None] * len(all_ids)
+        order = sorted(range(len(all_ids)), key=lambda i: len(all_ids[i]))
+        pad = self.tokenizer.pad_token_id or 0
+        uses_types = "token_type_ids" in self.tokenizer.model_input_names
+        with self._lock, torch.inference_mode():
+            for offset in range(0, len(order), self.batch_size):
+                batch = order[offset : offset + self.batch_size]
+                width = max(len(all_ids[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                types = torch.zeros((len(batch), width), dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    ids[row, : len(all_ids[i])] = torch.tensor(all_ids[i])
+                    types[row, : len(all_types[i])] = torch.tensor(all_types[i])
+                    mask[row, : len(all_ids[i])] = 1
+                inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+                if uses_types:
+                    inputs["token_type_ids"] = types.to(self.device)
+                output = self.model(**inputs)
+                start = output.start_logits.float().cpu().numpy()
+                end = output.end_logits.float().cpu().numpy()
+                for row, i in enumerate(batch):
+                    n = len(all_ids[i])
+                    # Cut each row back to its own length so padding can never be picked as a span.
+                    results[i] = (start[row, :n], end[row, :n])
+        return results

@@ -1,0 +1,52 @@
+"""Top-k chunks for a question: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qa.chunk import Chunk
+from qa.embed import Embedder
+from qa.index import Index
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    chunk: Chunk
+    score: float  # fused score: higher is better; comparable only within one question
+    dense_rank: int | None
+    lexical_rank: int | None
+
+
+def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
+    """Sum of 1 / (k + rank) over rankings (rank from 1); ties keep the first ranking's order."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+class Retriever:
+    def __init__(self, embedder: Embedder, top_k: int = 4, candidates: int = 20, rrf_k: int = 60,
+                 use_bm25: bool = True):
+        self.embedder = embedder
+        self.top_k = top_k
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.use_bm25 = use_bm25
+
+    def run(self, index: Index, questions: list[str], top_k: int | None = None) -> list[list[Retrieved]]:
+        top_k = top_k or self.top_k
+        if not questions:
+            return []
+        dense = index.search_dense(self.embedder.embed_questions(questions), self.candidates)
+        lexical = index.search_bm25(questions, self.candidates) if self.use_bm25 else [[] for _ in questions]
+        results = []
+        for dense_hits, lexical_hits in zip(dense, lexical):
+            dense_ids = [i for i, _ in dense_hits]
+            lexical_ids = [i for i, _ in lexical_hits]
+            fused = reciprocal_rank_fusion([dense_ids, lexical_ids], self.rrf_k)[:top_k]
+            dense_rank = {c: r for r, c in enumerate(dense_ids, 1)}
+            lexical_rank = {c: r for r, c in enumerate(lexical_ids, 1)}
+            results.append([Retrieved(index.chunks[i], s, dense_rank.get(i), lexical_rank.get(i)) for i, s in fused])
+        return results

@@ -1,0 +1,171 @@
+"""The web chat (Gradio): ask, see the quote highlighted in its passage, manage the indexed documents."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import re
+from pathlib import Path
+
+from qa.answer import QA, Answer, QuestionError
+from qa.index import IndexWriteError
+from qa.load import DocumentError, safe_document_id
+
+log = logging.getLogger("qa.web")
+
+EXAMPLES = [
+    "Who chaired the session?",
+    "When did Taliban fighters sweep into Kabul?",
+    "Which countries are members of the CSTO?",
+    "Who attended the meeting as a guest?",
+    "Who won the 2018 World Cup?",
+]
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def as_text(value: str) -> str:
+    """Untrusted text for a Markdown line of the chat: shown literally, never interpreted as Markdown or HTML."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(value, quote=False)).replace("\n", "<br>")
+
+
+def as_html(value: str) -> str:
+    """Untrusted text inside an HTML block (where Markdown is not applied): escaped, line breaks kept."""
+    return html.escape(value, quote=True).replace("\n", "<br>")
+
+
+def render_answer(answer: Answer) -> str:
+    if answer.found:
+        local_start = answer.start - answer.context_start
+        local_end = answer.end - answer.context_start
+        passage = (as_html(answer.context[:local_start]) + '<mark class="answer">' +
+                   as_html(answer.context[local_start:local_end]) + "</mark>" + as_html(answer.context[local_end:]))
+        return (f"**{as_text(answer.text)}**\n\n"
+                f"Confidence: **{answer.score:.0%}** · source: {as_text(answer.document)} "
+                f"(characters {answer.start}–{answer.end})\n\n"
+                f'<div class="passage">{passage}</div>')
+    reason = as_text(answer.message) if answer.message else "The documents do not seem to hold the answer."
+    lines = [f"**Not found in the documents.** {reason}"]
+    if answer.passages:
+        lines.append(f"\n\nBest guess confidence: {answer.score:.0%}. The closest passages:")
+        for passage in answer.passages[:2]:
+            lines.append(f'\n\n<div class="passage">{as_html(passage.text)}</div>'
+                         f"\n\n— {as_text(passage.document)} (characters {passage.start}–{passage.end})")
+    return "".join(lines)
+
+
+def document_table(bot: QA) -> list[list]:
+    counts: dict[str, int] = {}
+    for chunk in bot.index.chunks:
+        counts[chunk.document] = counts.get(chunk.document, 0) + 1
+    return [[d.id, len(d.text), counts.get(d.id, 0)] for d in bot.documents()]
+
+
+CSS = """
+.passage {border-left: 3px solid #9bb5d6; padding: 4px 10px; background: #f7f9fc; color: #222;
+          white-space: normal; font-size: 0.95em}
+mark.answer {background: #ffe066; color: #000; padding: 0 2px; border-radius: 2px; font-weight: 600}
+footer {display: none !important}
+"""
+
+
+def build_app(bot: QA):
+    import gradio as gr
+
+    def respond(message: str, history: list):
+        history = list(history or [])
+        history.append({"role": "user", "content": as_text(message or "")})
+        try:
+            reply = render_answer(bot.ask(message or ""))
+        except QuestionError as error:
+            reply = f"⚠️ {as_text(str(error))}"
+        history.append({"role": "assistant", "content": reply})
+        return history, ""
+
+    def ask_api(question: str) -> dict:
+        """JSON answer for programs (gradio_client: client.predict(question, api_name="/ask"))."""
+        try:
+            return bot.ask(question).to_dict()
+        except QuestionError as error:
+            return {"question": question, "error": str(error), "found": False, "text": "", "score": 0.0}
+
+    def upload(files):
+        messages = []
+        for file in files or []:
+            path = Path(file if isinstance(file, str) else file.name)
+            name = safe_document_id(path.name)
+            try:
+                data = path.read_bytes() if path.stat().st_size <= bot.config.max_file_bytes else None
+                if data is None:
+                    raise DocumentError(f"{name}: file is over the {bot.config.max_file_bytes / 1e6:.0f} MB limit")
+                doc_id = bot.add_bytes(name, data)
+                messages.append(f"✅ added {as_text(doc_id)}")
+            except (DocumentError, IndexWriteError) as error:
+                messages.append(f"⚠️ {as_text(str(error))}")
+        return "<br>".join(messages) or "No file chosen.", document_table(bot), gr.update(
+            choices=[d.id for d in bot.documents()], value=None), None
+
+    def remove(document_id: str | None):
+        if not document_id:
+            message = "Choose a document to remove."
+        else:
+            try:
+                bot.remove(document_id)
+                message = f"🗑️ removed {as_text(document_id)}"
+            except (KeyError, IndexWriteError) as error:
+                message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
+        return message, document_table(bot), gr.update(choices=[d.id for d in bot.documents()], value=None)
+
+    with gr.Blocks(title="Ask your documents") as app:
+        gr.Markdown("## Ask your documents\nAnswers are exact quotes from the indexed documents, with how sure "
+                    "the reader is. When the documents do not hold the answer, it says so. Runs offline.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                chat = gr.Chatbot(label="Chat", height=520, elem_id="chat", sanitize_html=True,
+                                  feedback_options=None, buttons=["copy"])
+                with gr.Row():
+                    question = gr.Textbox(placeholder="Ask a question about the documents…", show_label=False,
+                                          scale=5, min_width=200, elem_id="question", max_length=20000)
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
+                gr.Examples(EXAMPLES, inputs=question, label="Example questions")
+            with gr.Column(scale=2, min_width=280):
+                gr.Markdown("### Documents")
+                table = gr.Dataframe(value=document_table(bot), headers=["document", "characters", "chunks"],
+                                     interactive=False, elem_id="documents", wrap=True)
+                files = gr.File(label="Add documents (.txt .md .html .pdf)", file_count="multiple",
+                                file_types=[".txt", ".md", ".markdown", ".html", ".htm", ".pdf"], elem_id="upload")
+                status = gr.Markdown(elem_id="status")
+                with gr.Row():
+                    chosen = gr.Dropdown(choices=[d.id for d in bot.documents()], label="Remove a document",
+                                         elem_id="remove-choice", scale=3)
+                    drop = gr.Button("Remove", variant="stop", scale=1, min_width=80, elem_id="remove")
+        question.submit(respond, [question, chat], [chat, question], api_name="chat")
+        send.click(respond, [question, chat], [chat, question], api_visibility="private")
+        files.upload(upload, files, [status, table, chosen, files], api_name="upload")
+        drop.click(remove, chosen, [status, table, chosen], api_name="remove")
+        gr.api(ask_api, api_name="ask")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Web chat over your documents.")
+    parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--share", action="store_true", help="public Gradio link (needs network; off by default)")
+    parser.add_argument("--corpus", nargs="*", help="documents to index (default: seeds/)")
+    parser.add_argument("--index", help="index folder (default: index/)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    overrides = {"index_dir": args.index, "corpus": args.corpus, "host": args.host, "port": args.port}
+    if args.share:
+        overrides["share"] = True
+    bot = QA(**overrides)
+    for problem in bot.problems:
+        log.warning(problem)
+    app = build_app(bot)
+    app.queue(default_concurrency_limit=4)
+    print(f"Serving on http://{bot.config.host}:{bot.config.port}", flush=True)
+    app.launch(server_name=bot.config.host, server_port=bot.config.port, share=bot.config.share,
+               max_file_size=bot.config.max_file_bytes, show_error=True, css=CSS)
+    return 0

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real embedder, the shipped reader, and a tiny random reader for plumbing tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.config import PROJECT_ROOT, SHIPPED_READER, default_embedder
+
+SEED_DIR = PROJECT_ROOT / "seeds"
+SEED_ID = "000_969414e8ff3677b6.txt"
+
+
+@pytest.fixture(scope="session")
+def tiny_reader(tmp_path_factory) -> str:
+    """A 2-layer randomly initialised BERT span reader with the real tokenizer: fast, for plumbing only."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    folder = tmp_path_factory.mktemp("tiny_reader")
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    """A private copy of the seed corpus that a test may change."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(SEED_DIR / SEED_ID, folder / SEED_ID)
+    return folder
+
+
+@pytest.fixture()
+def plumbing_bot(tmp_path, corpus, tiny_reader):
+    """QA over a private corpus and index with the real embedder and the tiny reader."""
+    from qa import QA
+
+    return QA.from_paths([corpus], index_dir=tmp_path / "index", reader=tiny_reader, quantize=False)
+
+
+@pytest.fixture(scope="session")
+def shipped_bot(tmp_path_factory):
+    """QA with every default (the shipped reader) over the seed article, in a private index folder."""
+    from qa import QA
+
+    assert (SHIPPED_READER / "config.json").is_file(), "the trained reader is not shipped in qa/models/reader"
+    return QA(index_dir=str(tmp_path_factory.mktemp("seed_index")))

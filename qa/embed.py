@@ -13,13 +13,17 @@ import numpy as np
 def load_sentence_transformer(path: str, device: str = "cpu"):
     """Load once per (path, device); every Embedder over the same model shares it."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()
     return SentenceTransformer(path, device=device, local_files_only=True)
 
 
 class Embedder:
-    def __init__(self, path: str, device: str = "cpu", batch_size: int = 64, cache_size: int = 4096):
+    def __init__(self, path: str, device: str = "cpu", batch_size: int = 64, cache_size: int = 4096,
+                 bf16: bool = False):
         self.path = path
+        self.bf16 = bf16  # bfloat16 autocast: about twice as fast on CPUs with native bf16 (avx512_bf16, AMX)
         self.model = load_sentence_transformer(path, device)
         self.batch_size = batch_size
         self.dimension = int(self.model.get_embedding_dimension())
@@ -31,14 +35,18 @@ class Embedder:
     def name(self) -> str:
         """An identity for index fingerprints: the model folder's name and its config."""
         config = self.model[0].auto_model.config
-        return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}:{self.dimension}"
+        precision = "bf16" if self.bf16 else "fp32"
+        return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}:{self.dimension}:{precision}"
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=progress and len(texts) > 256)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                        convert_to_tensor=True, show_progress_bar=progress and len(texts) > 256)
+        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
 
     def embed_questions(self, questions: list[str]) -> np.ndarray:
         """Embeddings for questions, reusing earlier ones: chat users repeat and rephrase a lot."""

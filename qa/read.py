@@ -72,25 +72,32 @@ class Calibration:
 @lru_cache(maxsize=4)
 def load_reader_model(path: str, device: str = "cpu", quantize: bool = False):
     """Load once per (path, device, quantize). fp16-shipped weights are widened to fp32 for the CPU."""
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    import warnings
 
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in a CLI
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{path}: the reader needs a fast tokenizer (for character offsets)")
     model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32)
     model.eval().to(device)
     if quantize and device == "cpu":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao; it still works
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return tokenizer, model
 
 
 class Reader:
     def __init__(self, model: str, max_seq_length: int = 256, doc_stride: int = 96, max_answer_tokens: int = 30,
                  n_best: int = 20, batch_size: int = 16, quantize: bool = False, device: str = "cpu",
-                 max_question_tokens: int = 64, cache_size: int = 50_000):
+                 max_question_tokens: int = 64, cache_size: int = 50_000, bf16: bool = False):
         self.model_name = str(model)
         self.tokenizer, self.model = load_reader_model(self.model_name, device, quantize)
         self.device = device
+        self.bf16 = bf16 and not quantize  # bfloat16 autocast, the alternative to int8 on bf16-capable CPUs
         self.max_seq_length = max_seq_length
         self.max_answer_tokens = max_answer_tokens
         self.n_best = n_best
@@ -136,6 +143,18 @@ class Reader:
             if len(self._passage_cache) > self._cache_size:
                 self._passage_cache.popitem(last=False)
         return item
+
+    def warm(self, passages: list[str]) -> None:
+        """Tokenise passages ahead of questions (batched, at index time), so asking never tokenises a chunk."""
+        todo = [p for p in dict.fromkeys(passages) if p not in self._passage_cache][: self._cache_size]
+        for offset in range(0, len(todo), 512):
+            part = todo[offset : offset + 512]
+            encoded = self.tokenizer(part, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            with self._lock:
+                for text, ids, offsets in zip(part, encoded["input_ids"], encoded["offset_mapping"]):
+                    self._passage_cache[text] = (ids, [tuple(o) for o in offsets])
+                while len(self._passage_cache) > self._cache_size:
+                    self._passage_cache.popitem(last=False)
 
     def _windows(self, question_ids: list[int], passage_ids: list[int]):
         """(input_ids, token_type_ids, position of the first passage token, passage token offset) per window."""
@@ -208,7 +227,8 @@ class Reader:
         order = sorted(range(len(all_ids)), key=lambda i: len(all_ids[i]))
         pad = self.tokenizer.pad_token_id or 0
         uses_types = "token_type_ids" in self.tokenizer.model_input_names
-        with self._lock, torch.inference_mode():
+        autocast = torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16)
+        with self._lock, torch.inference_mode(), autocast:
             for offset in range(0, len(order), self.batch_size):
                 batch = order[offset : offset + self.batch_size]
                 width = max(len(all_ids[i]) for i in batch)

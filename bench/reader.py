@@ -1,0 +1,169 @@
+"""Quality and speed of a reader on its own (the gold paragraph given), with the official SQuAD metric.
+
+    python bench/reader.py                       # the shipped reader, every data set, speed; writes JSON
+    python bench/reader.py --calibrate           # also fit calibration.json on half of dev-v2.0
+
+Data: ../shared/data/squad/ (SQuAD v1.1 dev, v2.0 dev, XQuAD-en, COVID-QA). Quality is measured with the reader
+in the variant the product uses (int8 when quantised) and in fp32, so the cost of quantisation is on record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa.config import SHIPPED_READER  # noqa: E402
+from qa.evaluate import exact_match, f1_score  # noqa: E402
+from qa.read import Calibration, Reader  # noqa: E402
+from qa.squad import read_squad  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "squad"
+
+
+def read_all(reader: Reader, squad, questions, batch: int = 64, label: str = "read"):
+    readings = []
+    for offset in tqdm(range(0, len(questions), batch), desc=label, unit="batch"):
+        part = questions[offset : offset + batch]
+        readings.extend(reader.run_many([(q.question, [squad.contexts[q.context_index]]) for q in part]))
+    return readings
+
+
+def squad_scores(questions, predictions) -> dict:
+    em = [exact_match(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
+    f1 = [f1_score(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
+    out = {"questions": len(questions), "exact_match": round(100 * np.mean(em), 2), "f1": round(100 * np.mean(f1), 2)}
+    has = [i for i, q in enumerate(questions) if not q.is_impossible]
+    no = [i for i, q in enumerate(questions) if q.is_impossible]
+    if no:
+        out["answerable_f1"] = round(100 * np.mean([f1[i] for i in has]), 2)
+        out["unanswerable_accuracy"] = round(100 * np.mean([predictions[i] == "" for i in no]), 2)
+        out["no_answer_accuracy"] = round(100 * np.mean([(predictions[i] == "") == questions[i].is_impossible
+                                                          for i in range(len(questions))]), 2)
+    return out
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """1-D logistic regression by Newton's method; y may be soft (an F1 in [0, 1])."""
+    w = np.zeros(2)
+    features = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-np.clip(features @ w, -60, 60)))
+        gradient = features.T @ (p - y)
+        hessian = features.T @ (features * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
+        w -= np.linalg.solve(hessian, gradient)
+    return float(w[0]), float(w[1])
+
+
+def v2_predictions(readings, calibration: Calibration, threshold: float) -> list[str]:
+    out = []
+    for r in readings:
+        best = r.best
+        out.append(best.text if best is not None and calibration(best.margin) >= threshold else "")
+    return out
+
+
+def window_latency(reader: Reader, runs: int = 60, length: int = 256) -> float:
+    """Median milliseconds for one full 256-token window, batch of 1."""
+    ids = torch.randint(1000, 20000, (1, length))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    times = []
+    with torch.inference_mode():
+        for i in range(runs + 5):
+            started = time.perf_counter()
+            reader.model(**inputs)
+            if i >= 5:
+                times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reader", default=str(SHIPPED_READER))
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")
+    parser.add_argument("--covid-sample", type=int, default=100, help="COVID-QA questions (long papers: sampled)")
+    parser.add_argument("--calibrate", action="store_true", help="fit and write calibration.json in the reader folder")
+    parser.add_argument("--skip-fp32", action="store_true", help="do not re-measure quality in fp32")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "reader.json"))
+    args = parser.parse_args()
+    data = Path(args.data)
+    results: dict = {"reader": args.reader, "machine": f"{platform.processor() or platform.machine()}, "
+                     f"{torch.get_num_threads()} threads", "date": time.strftime("%Y-%m-%d")}
+
+    int8 = Reader(args.reader, quantize=True)
+    fp32 = Reader(args.reader, quantize=False)
+    calibration = int8.calibration
+
+    # -- SQuAD v2.0 dev: fit the calibration on one half of the articles, report on the other half and on all.
+    v2 = read_squad(data / "dev-v2.0.json.gz")
+    v2_questions = v2.questions[: args.limit] if args.limit else v2.questions
+    v2_readings = read_all(int8, v2, v2_questions, label="dev-v2.0")
+    titles = sorted(set(v2.titles))
+    fit_titles = set(titles[::2])
+    fit = [i for i, q in enumerate(v2_questions) if v2.titles[q.context_index] in fit_titles]
+    held = [i for i, q in enumerate(v2_questions) if v2.titles[q.context_index] not in fit_titles]
+    if args.calibrate:
+        margins = np.array([v2_readings[i].best.margin if v2_readings[i].best else -30.0 for i in fit])
+        correctness = np.array([0.0 if v2_questions[i].is_impossible or not v2_readings[i].best else
+                                f1_score(v2_readings[i].best.text, v2_questions[i].answers) for i in fit])
+        slope, intercept = fit_logistic(margins, correctness)
+        calibration = Calibration(slope, intercept)
+        (Path(args.reader) / "calibration.json").write_text(json.dumps(
+            {"slope": slope, "intercept": intercept, "fitted_on": f"SQuAD v2.0 dev, {len(fit)} questions from "
+             f"every other article ({len(fit_titles)} of {len(titles)})", "target": "F1 of the best span"}, indent=1))
+    predictions = v2_predictions(v2_readings, calibration, 0.5)
+    results["squad_v2_dev"] = squad_scores(v2_questions, predictions)
+    results["squad_v2_dev_held_out_half"] = squad_scores([v2_questions[i] for i in held], [predictions[i] for i in held])
+    results["calibration"] = {"slope": calibration.slope, "intercept": calibration.intercept}
+
+    # -- SQuAD v1.1 dev, XQuAD-en, COVID-QA: every question has an answer; score the best span.
+    def save() -> None:  # after every section, so an interrupted run keeps what it measured
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+    save()
+
+    def answerable(name: str, path: Path, sample: int = 0, variants=(("int8", int8), ("fp32", fp32))):
+        squad = read_squad(path)
+        questions = squad.questions[: args.limit] if args.limit else squad.questions
+        if sample and len(questions) > sample:
+            questions = random.Random(0).sample(questions, sample)
+        for variant, reader in variants:
+            readings = read_all(reader, squad, questions, label=f"{name} {variant}")
+            results[f"{name}_{variant}"] = squad_scores(questions, [r.best.text if r.best else "" for r in readings])
+            save()
+
+    # -- speed: one 256-token window, batch 1, fp32 vs int8 vs bf16 autocast, measured in this run.
+    speed = {"fp32_ms": window_latency(fp32), "int8_ms": window_latency(int8)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        speed["bf16_autocast_ms"] = window_latency(fp32)
+    speed["int8_speedup_vs_fp32"] = round(speed["fp32_ms"] / speed["int8_ms"], 2)
+    results["window_256_batch_1"] = {k: round(v, 2) for k, v in speed.items()}
+
+    save()
+
+    answerable("squad_v1_dev", data / "dev-v1.1.json.gz",
+               variants=(("int8", int8),) if args.skip_fp32 else (("int8", int8), ("fp32", fp32)))
+    answerable("xquad_en", data / "extra" / "xquad.en.json.gz", variants=(("int8", int8),))
+    answerable("covid_qa", data / "extra" / "covid-qa-200423_covidQA.json.gz", sample=args.covid_sample,
+               variants=(("int8", int8),))
+
+    save()
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

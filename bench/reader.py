@@ -124,10 +124,15 @@ def main() -> None:
         (Path(args.reader) / "calibration.json").write_text(json.dumps(
             {"slope": slope, "intercept": intercept, "fitted_on": f"SQuAD v2.0 dev, {len(fit)} questions from "
              f"every other article ({len(fit_titles)} of {len(titles)})", "target": "F1 of the best span"}, indent=1))
-    predictions = v2_predictions(v2_readings, calibration, 0.5)
+    from qa.config import Config
+
+    threshold = Config().threshold
+    predictions = v2_predictions(v2_readings, calibration, threshold)
+    at_half = v2_predictions(v2_readings, calibration, 0.5)
+    results["squad_v2_dev_threshold_0.5"] = squad_scores(v2_questions, at_half)
     results["squad_v2_dev"] = squad_scores(v2_questions, predictions)
     results["squad_v2_dev_held_out_half"] = squad_scores([v2_questions[i] for i in held], [predictions[i] for i in held])
-    results["calibration"] = {"slope": calibration.slope, "intercept": calibration.intercept}
+    results["calibration"] = {"slope": calibration.slope, "intercept": calibration.intercept, "threshold": threshold}
 
     # -- SQuAD v1.1 dev, XQuAD-en, COVID-QA: every question has an answer; score the best span.
     def save() -> None:  # after every section, so an interrupted run keeps what it measured

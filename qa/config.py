@@ -49,7 +49,7 @@ class Config:
     doc_stride: int = 96
     max_answer_tokens: int = 30
     n_best: int = 20
-    threshold: float = 0.5  # confidence under which the answer is "not found"
+    threshold: float = 0.25  # confidence under which the answer is "not found" (see the reader card)
     reader_batch_size: int = 16
     quantize: bool = True  # int8 dynamic quantisation of the reader's linear layers (CPU only)
     reader_bf16: bool = False  # bfloat16 autocast for the reader instead (when quantize is off)

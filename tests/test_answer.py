@@ -20,7 +20,7 @@ def test_who_chaired_the_session(shipped_bot):
     document = shipped_bot.index.documents[SEED_ID].text
     assert document[answer.start : answer.end] == answer.text
     assert answer.context[answer.start - answer.context_start : answer.end - answer.context_start] == answer.text
-    assert 0.5 <= answer.score <= 1.0
+    assert shipped_bot.config.threshold <= answer.score <= 1.0
 
 
 @pytest.mark.parametrize("question,expected", [

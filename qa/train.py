@@ -12,6 +12,9 @@ Label decisions:
   another paragraph of the same article (on topic, no answer), and the question's own paragraph with the
   sentence holding the answer cut out (SQuAD 2.0's hardest kind: everything but the answer is there).
   Windows of long paragraphs that do not contain the answer are labelled at [CLS] too.
+- Optionally (`--edited-question-negatives`), the question itself is edited the way SQuAD 2.0's writers made
+  unanswerable questions: a name or number swapped for one the paragraph does not mention, or a word swapped
+  for its antonym when the paragraph never uses that antonym. The paragraph stays; only the question moves.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class TrainConfig:
     max_examples: int = 0  # 0: all questions
     other_paragraph_negatives: float = 0.15  # share of questions also paired with another paragraph
     cut_sentence_negatives: float = 0.15  # share of questions also asked of their paragraph minus the answer
+    edited_question_negatives: float = 0.0  # share also asked as an edited question the paragraph cannot answer
     seed: int = 42
     bf16: bool = True
     device: str = "cpu"
@@ -91,6 +95,50 @@ def _cut_answer_sentence(context: str, start: int, end: int) -> str | None:
     return remaining if len(remaining) >= 100 else None
 
 
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*")
+_ANTONYMS = dict(pair for a, b in (
+    ("first", "last"), ("largest", "smallest"), ("most", "least"), ("before", "after"), ("earliest", "latest"),
+    ("highest", "lowest"), ("increase", "decrease"), ("increased", "decreased"), ("north", "south"),
+    ("east", "west"), ("northern", "southern"), ("eastern", "western"), ("won", "lost"), ("longest", "shortest"),
+    ("oldest", "newest"), ("maximum", "minimum"), ("more", "fewer"), ("higher", "lower"), ("larger", "smaller"),
+    ("older", "younger"), ("start", "end"), ("began", "ended"), ("inside", "outside"), ("above", "below"),
+    ("early", "late"), ("best", "worst"), ("strongest", "weakest"), ("positive", "negative"),
+    ("accepted", "rejected"), ("allowed", "banned"), ("private", "public"), ("male", "female"),
+) for pair in ((a, b), (b, a)))
+
+
+def _is_name(word: str, position: int) -> bool:
+    return position > 0 and word[0].isupper() and word.lower() not in ("i", "what", "which", "who", "when")
+
+
+def edit_question(question: str, context: str, foreign_names: list[str], rng: random.Random) -> str | None:
+    """The question with one name, number or antonym-bearing word changed so that the context cannot answer it,
+    or None when no safe edit exists. Safe means the new word never occurs in the context."""
+    lowered = context.lower()
+    words = list(_WORD.finditer(question))
+    choices = []
+    for position, match in enumerate(words):
+        word = match.group()
+        if word[0].isdigit() and word.lower() in lowered:
+            digits = word.replace(",", "")
+            if digits.isdigit() and 0 < int(digits) < 10_000:
+                for _ in range(5):
+                    new = str(int(digits) + rng.choice([-1, 1]) * rng.randint(1, 30))
+                    if new not in lowered and int(new) > 0:
+                        choices.append((match, new))
+                        break
+        elif _is_name(word, position) and word.lower() in lowered and foreign_names:
+            new = rng.choice(foreign_names)
+            if new.lower() not in lowered and new != word:
+                choices.append((match, new))
+        elif word.lower() in _ANTONYMS and _ANTONYMS[word.lower()] not in lowered:
+            choices.append((match, _ANTONYMS[word.lower()]))
+    if not choices:
+        return None
+    match, new = rng.choice(choices)
+    return question[: match.start()] + new + question[match.end() :]
+
+
 def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str, int, int]]:
     """(question, context, answer_start_char, answer_end_char) tuples; start -1 means no answer."""
     rng = random.Random(config.seed)
@@ -100,6 +148,9 @@ def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str,
     by_title: dict[str, list[int]] = {}
     for index, title in enumerate(squad.titles):
         by_title.setdefault(title, []).append(index)
+    # Names from questions of other articles: swapped in, they ask about someone the paragraph never mentions.
+    foreign_names = sorted({m.group() for q in squad.questions[:20_000]
+                            for position, m in enumerate(_WORD.finditer(q.question)) if _is_name(m.group(), position)})
     examples = []
     for q in questions:
         context = squad.contexts[q.context_index]
@@ -117,6 +168,10 @@ def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str,
             cut = _cut_answer_sentence(context, start, end)
             if cut and q.answers[0].lower() not in cut.lower():
                 examples.append((q.question, cut, -1, -1))
+        if rng.random() < config.edited_question_negatives:
+            edited = edit_question(q.question, context, foreign_names, rng)
+            if edited:
+                examples.append((edited, context, -1, -1))
     return examples
 
 
@@ -276,7 +331,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(base)
 
     cache = output / f"features-{config.max_length}-{config.stride}-{config.max_examples}-{config.seed}-" \
-        f"{config.other_paragraph_negatives}-{config.cut_sentence_negatives}.pt"
+        f"{config.other_paragraph_negatives}-{config.cut_sentence_negatives}-{config.edited_question_negatives}.pt"
     if cache.exists():
         features = [Feature(*row) for row in torch.load(cache, weights_only=False)]
     else:

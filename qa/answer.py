@@ -14,7 +14,7 @@ from qa.embed import Embedder
 from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore
 from qa.load import Document, DocumentError, document_from_bytes, load_corpus, load_file, \
     safe_document_id
-from qa.read import Reader
+from qa.read import Reader, Reading
 from qa.retrieve import Retrieved, Retriever
 
 log = logging.getLogger("qa")
@@ -91,7 +91,7 @@ class QA:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.embedder = Embedder(cfg.embedder_path(), device=cfg.device, bf16=cfg.embed_bf16)
+        self.embedder = Embedder(cfg.embedder_path(), device=cfg.device, precision=cfg.embed_precision)
         self.chunker = Chunker(self.embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap_tokens)
         self.retriever = Retriever(self.embedder, cfg.top_k, cfg.candidates, cfg.rrf_k, cfg.use_bm25)
         self.reader = Reader(cfg.reader, cfg.max_seq_length, cfg.doc_stride, cfg.max_answer_tokens, cfg.n_best,
@@ -258,10 +258,24 @@ class QA:
             else:
                 todo.append(i)
         retrieved = self.retriever.run(index, [cleaned[i] for i in todo], top_k)
-        readings = self.reader.run_many([(cleaned[i], [r.chunk.text for r in hits]) for i, hits in zip(todo, retrieved)])
+        readings = self._read([cleaned[i] for i in todo], retrieved)
         for i, hits, reading in zip(todo, retrieved, readings):
             answers[i] = self._answer(cleaned[i], hits, reading)
         return answers
+
+    def _read(self, questions: list[str], retrieved: list[list[Retrieved]]) -> list[Reading]:
+        """Top chunks first; the rest only for questions the top chunks leave unsettled (see Config.read_first)."""
+        first = self.config.read_first
+        if first <= 0:
+            return self.reader.run_many([(q, [h.chunk.text for h in hits]) for q, hits in zip(questions, retrieved)])
+        readings = self.reader.run_many([(q, [h.chunk.text for h in hits[:first]])
+                                         for q, hits in zip(questions, retrieved)])
+        unsettled = [i for i, (reading, hits) in enumerate(zip(readings, retrieved)) if len(hits) > first and
+                     (reading.best is None or reading.best.confidence < self.config.settle_confidence)]
+        later = self.reader.run_many([(questions[i], [h.chunk.text for h in retrieved[i][first:]]) for i in unsettled])
+        for i, reading in zip(unsettled, later):
+            readings[i] = readings[i].merged(reading, first, self.config.n_best)
+        return readings
 
     def _answer(self, question: str, hits: list[Retrieved], reading) -> Answer:
         passages = [h.chunk for h in hits]

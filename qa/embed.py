@@ -9,22 +9,41 @@ from functools import lru_cache
 import numpy as np
 
 
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
 @lru_cache(maxsize=4)
-def load_sentence_transformer(path: str, device: str = "cpu"):
-    """Load once per (path, device); every Embedder over the same model shares it."""
+def load_sentence_transformer(path: str, device: str = "cpu", int8: bool = False):
+    """Load once per (path, device, int8); every Embedder over the same model shares it."""
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    model = SentenceTransformer(path, device=device, local_files_only=True)
+    if int8 and device == "cpu":
+        import warnings
+
+        import torch
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao; it still works
+            warnings.simplefilter("ignore")
+            for module in model:  # the transformer inside sentence-transformers' first module
+                if hasattr(module, "model") and isinstance(module.model, torch.nn.Module):
+                    module.model = quantize_dynamic(module.model, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                                    dtype=torch.qint8)
+    return model
 
 
 class Embedder:
     def __init__(self, path: str, device: str = "cpu", batch_size: int = 64, cache_size: int = 4096,
-                 bf16: bool = False):
+                 precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.path = path
-        self.bf16 = bf16  # bfloat16 autocast: about twice as fast on CPUs with native bf16 (avx512_bf16, AMX)
-        self.model = load_sentence_transformer(path, device)
+        self.precision = precision
+        self.bf16 = precision == "bf16"  # autocast: faster on CPUs with native bf16 (avx512_bf16, AMX)
+        self.model = load_sentence_transformer(path, device, precision == "int8")
         self.batch_size = batch_size
         self.dimension = int(self.model.get_embedding_dimension())
         self.tokenizer = self.model.tokenizer
@@ -35,8 +54,7 @@ class Embedder:
     def name(self) -> str:
         """An identity for index fingerprints: the model folder's name and its config."""
         config = self.model[0].auto_model.config
-        precision = "bf16" if self.bf16 else "fp32"
-        return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}:{self.dimension}:{precision}"
+        return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}:{self.dimension}:{self.precision}"
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:

@@ -116,6 +116,11 @@ class Row:
     latency_ms: float
     type: str
     document: str = ""
+    gold_rank: int | None = None  # answerable only: rank (from 1) of the first of RECALL_DEPTH chunks holding a
+    #                               gold answer, 0 if none does; retrieval measured apart from what the reader saw
+
+
+RECALL_DEPTH = 10
 
 
 @dataclass
@@ -129,6 +134,21 @@ def _retrieval_hit(answer, gold: list[str]) -> bool | None:
         return None
     passages = [normalize_answer(p.text) for p in answer.passages]
     return any(normalize_answer(g) in p for g in gold for p in passages if normalize_answer(g))
+
+
+def gold_ranks(bot, questions: list[EvalQuestion]) -> list[int | None]:
+    """Per question, the rank (from 1) of the first of RECALL_DEPTH retrieved chunks that holds a gold answer;
+    0 if none does, None for a question without answers."""
+    ranked = bot.retriever.run(bot.index, [" ".join(q.question.split()) for q in questions], RECALL_DEPTH)
+    ranks: list[int | None] = []
+    for q, hits in zip(questions, ranked):
+        golds = [normalize_answer(g) for g in q.answers if normalize_answer(g)]
+        if not q.answers:
+            ranks.append(None)
+            continue
+        texts = [normalize_answer(h.chunk.text) for h in hits]
+        ranks.append(next((rank for rank, text in enumerate(texts, 1) if any(g in text for g in golds)), 0))
+    return ranks
 
 
 def run_eval(bot, questions: list[EvalQuestion], batch_size: int = 1, progress_file: str | Path | None = None,
@@ -153,11 +173,12 @@ def run_eval(bot, questions: list[EvalQuestion], batch_size: int = 1, progress_f
                 started = time.perf_counter()
                 answers = bot.ask_many([q.question for q in batch])
                 latency = (time.perf_counter() - started) * 1000 / len(batch)
-                for q, a in zip(batch, answers):
+                ranks = gold_ranks(bot, batch) if bot.index.chunks else [None] * len(batch)
+                for q, a, rank in zip(batch, answers, ranks):
                     prediction = a.text if a.found else ""
                     row = Row(q.id, q.question, q.answers, prediction, a.found, a.score,
                               exact_match(prediction, q.answers), f1_score(prediction, q.answers),
-                              _retrieval_hit(a, q.answers), latency, question_type(q.question), a.document)
+                              _retrieval_hit(a, q.answers), latency, question_type(q.question), a.document, rank)
                     done[q.id] = row
                     if sink:
                         sink.write(json.dumps(asdict(row)) + "\n")
@@ -189,7 +210,9 @@ def summarise(rows: list[Row], top_k: int) -> dict:
         "answerable_f1": mean(r.f1 for r in answerable),
         "unanswerable_accuracy": mean(not r.found for r in unanswerable),  # abstained when it should
         "no_answer_accuracy": mean((not r.found) == (not r.gold) for r in rows),  # found/not-found decision
-        f"recall@{top_k}": mean(bool(r.retrieved_gold) for r in answerable),
+        f"recall@{top_k}": mean(bool(r.retrieved_gold) for r in answerable),  # what the reader was given
+        **{f"retrieval_recall@{k}": mean(0 < r.gold_rank <= k for r in answerable if r.gold_rank is not None)
+           for k in (1, 3, 5, RECALL_DEPTH)},
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 2),
         "f1_by_type": {t: mean(r.f1 for r in rows if r.type == t) for t in sorted({r.type for r in rows})},

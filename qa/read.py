@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import threading
+import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,6 +49,13 @@ class Reading:
     def best(self) -> Span | None:
         return self.spans[0] if self.spans else None
 
+    def merged(self, later: "Reading", passage_offset: int, n_best: int) -> "Reading":
+        """This reading and one of further passages (numbered from passage_offset) as if read in one call."""
+        moved = [replace(span, passage=span.passage + passage_offset) for span in later.spans]
+        spans = sorted(self.spans + moved, key=lambda span: -span.score)[:n_best]
+        nulls = [r.null_score for r in (self, later) if r.spans]  # a reading without spans read no window
+        return Reading(spans, min(nulls) if nulls else self.null_score)
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -72,8 +80,6 @@ class Calibration:
 @lru_cache(maxsize=4)
 def load_reader_model(path: str, device: str = "cpu", quantize: bool = False):
     """Load once per (path, device, quantize). fp16-shipped weights are widened to fp32 for the CPU."""
-    import warnings
-
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
@@ -84,10 +90,21 @@ def load_reader_model(path: str, device: str = "cpu", quantize: bool = False):
     model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32)
     model.eval().to(device)
     if quantize and device == "cpu":
-        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao; it still works
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = quantize_int8(model)
     return tokenizer, model
+
+
+def quantize_int8(model):
+    """Dynamic int8 for the linear layers, per output channel, except the span head and the feed-forward
+    down-projections (in_features > out_features): their inputs carry the largest activation outliers, and on
+    SQuAD v1.1 dev quantising them cost about 2 F1 where this mix costs about 0.2 (bench/results/reader.json)."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features}
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao; it still works
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
 class Reader:

@@ -210,3 +210,20 @@ def test_thousands_of_tiny_files(tmp_path, tiny_reader):
     assert len(bot.index.documents) == 2000
     hits = bot.retriever.run(bot.index, ["which note has code word w" + str(1234 * 7919 % 10007)], 3)[0]
     assert hits[0].chunk.document == "note1234.txt"
+
+
+def test_unsettled_questions_read_the_rest_of_the_chunks(tmp_path, corpus, tiny_reader):
+    """Top chunks first; the others only when the top ones give no confident answer (Config.read_first)."""
+    from qa import QA
+
+    questions = ["Who chaired the session?", "Which countries sent ministers?", "Who won the 2018 World Cup?"]
+    kwargs = dict(index_dir=tmp_path / "index", reader=tiny_reader, quantize=False, top_k=4)
+    all_at_once = QA.from_paths([corpus], read_first=0, **kwargs).ask_many(questions)
+    never_settled = QA.from_paths([corpus], read_first=1, settle_confidence=1.01, **kwargs).ask_many(questions)
+    always_settled = QA.from_paths([corpus], read_first=1, settle_confidence=0.0, **kwargs).ask_many(questions)
+    for whole, cascade, first_only in zip(all_at_once, never_settled, always_settled):
+        assert (cascade.text, cascade.start, cascade.document) == (whole.text, whole.start, whole.document)
+        assert cascade.score == pytest.approx(whole.score, abs=1e-4)
+        # Settled after one chunk: the answer can only come from the top chunk.
+        top = first_only.passages[0]
+        assert first_only.text == "" or top.start <= first_only.start < first_only.end <= top.end

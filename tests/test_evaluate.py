@@ -76,6 +76,10 @@ def test_eval_reports_metrics_resumes_and_writes_reports(plumbing_bot, tmp_path)
                 "recall@4", "latency_p50_ms", "latency_p95_ms", "f1_by_type"):
         assert key in metrics
     assert metrics["recall@4"] == 100.0  # the seed article has just a few chunks: both answers are retrieved
+    # Retrieval is also ranked on its own, 10 deep: the gold chunk's rank is known, the no-answer row has none.
+    assert report.rows[1].gold_rank is None and all(1 <= report.rows[i].gold_rank <= 4 for i in (0, 2))
+    recalls = [metrics[f"retrieval_recall@{k}"] for k in (1, 3, 5, 10)]
+    assert recalls == sorted(recalls) and recalls[-1] == 100.0
     write_rows(report.rows, tmp_path / "rows.csv")
     assert (tmp_path / "rows.csv").read_text().count("\n") == 4
     write_html_report(report, tmp_path / "report.html")

@@ -58,6 +58,17 @@ def test_many_questions_in_one_call_match_one_at_a_time(reader):
         assert a.best.score == pytest.approx(b.best.score, abs=1e-4)
 
 
+def test_a_reading_merged_with_one_of_further_passages_equals_reading_them_all(reader):
+    question = "When was it signed?"
+    passages = ["The treaty was signed in 1992.", "Talks began in 1989 in Moscow.", "It was ratified in 1993."]
+    whole = reader.run(question, passages)
+    merged = reader.run(question, passages[:1]).merged(reader.run(question, passages[1:]), 1, reader.n_best)
+    assert [(s.passage, s.start, s.end) for s in merged.spans] == [(s.passage, s.start, s.end) for s in whole.spans]
+    assert merged.null_score == pytest.approx(whole.null_score, abs=1e-4)
+    assert all(passages[s.passage][s.start : s.end] == s.text for s in merged.spans)
+    assert reader.run(question, passages).merged(reader.run(question, [""]), 3, reader.n_best).spans == whole.spans
+
+
 def test_empty_passages_give_no_spans(reader):
     assert reader.run("anything?", []).spans == []
     assert reader.run("anything?", [""]).spans == []

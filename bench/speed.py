@@ -38,13 +38,15 @@ def percentile(values, q) -> float:
 
 
 def pipeline_answers(qa_pipeline, question: str, chunks: list[str]) -> str:
-    """Best answer over the chunks as a pipeline user would take it: highest pipeline score, "" if none."""
+    """Best answer over the chunks as a pipeline user would take it: the highest-scoring non-empty answer, ""
+    when every chunk's answer is empty (the pipeline's no-answer). Taking the top score over empty answers too
+    would let any chunk without the answer veto the one with it."""
     outputs = qa_pipeline(question=[question] * len(chunks), context=chunks, handle_impossible_answer=True,
                           max_seq_len=256, doc_stride=96, max_answer_len=30)
     if isinstance(outputs, dict):
         outputs = [outputs]
-    best = max(outputs, key=lambda o: o["score"])
-    return best["answer"].strip()
+    found = [o for o in outputs if o["answer"].strip()]
+    return max(found, key=lambda o: o["score"])["answer"].strip() if found else ""
 
 
 def measure(bot: QA, qa_pipeline, questions: list[EvalQuestion], label: str) -> dict:

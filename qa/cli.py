@@ -80,6 +80,10 @@ def cmd_eval(args) -> int:
         build_seconds = round(time.perf_counter() - started, 2)
     else:
         bot = _bot(args)
+    if not bot.index.chunks:
+        print(f"error: the index in {bot.config.index_dir} holds no documents, so every answer would be \"not "
+              "found\"; give the documents with --corpus DIR (or index them first with `qa index`)", file=sys.stderr)
+        return 2
     report = run_eval(bot, questions, batch_size=args.batch_size, progress_file=args.resume_file)
     report.metrics["index_build_seconds"] = build_seconds
     report.metrics["chunks"] = len(bot.index.chunks)

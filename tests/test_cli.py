@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+from qa.config import PROJECT_ROOT
 from tests.conftest import SEED_ID
 
 
@@ -35,3 +36,10 @@ def test_index_reports_skipped_files(tmp_path, tiny_reader):
     result = run_qa("index", str(folder), "--index", str(tmp_path / "index"), "--reader", tiny_reader)
     assert result.returncode == 0
     assert "skipped: bad.txt" in result.stderr and "1 documents" in result.stdout
+
+
+def test_eval_against_an_empty_index_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "qa", "eval", str(PROJECT_ROOT / "seeds" / "questions.jsonl"),
+                             "--index", str(tmp_path / "empty")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "holds no documents" in result.stderr
+    assert "exact_match" not in result.stdout

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from qa.config import default_embedder
+from qa.embed import Embedder, resolve_precision
+
+TEXTS = ["The treaty was signed in Dushanbe in 1992.", "Rivers in Central Asia feed the Aral Sea.",
+         "Who chaired the session?"]
+
+
+@pytest.fixture(scope="module")
+def fp32():
+    return Embedder(default_embedder(), precision="fp32")
+
+
+def test_vectors_are_normalised_and_questions_are_cached(fp32):
+    vectors = fp32.embed(TEXTS)
+    assert vectors.shape == (3, fp32.dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    first = fp32.embed_questions(TEXTS[:2])
+    assert np.allclose(first, vectors[:2], atol=1e-5)
+    assert set(TEXTS[:2]) <= set(fp32._cache)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_faster_precisions_keep_the_ranking(fp32, precision):
+    other = Embedder(default_embedder(), precision=precision)
+    assert other.name().endswith(precision) and other.name() != fp32.name()  # an index knows how it was built
+    reference, vectors = fp32.embed(TEXTS), other.embed(TEXTS)
+    assert np.all(np.sum(reference * vectors, axis=1) > 0.95)
+    query = other.embed(["Where was the treaty signed?"])[0]
+    assert int(np.argmax(vectors @ query)) == 0
+
+
+def test_precision_is_checked_and_auto_resolves():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Embedder(default_embedder(), precision="fp8")
+    assert resolve_precision("auto") in ("bf16", "fp32")
+    assert resolve_precision("auto", device="cuda") == "fp32"

@@ -67,6 +67,29 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[fl
     return float(w[0]), float(w[1])
 
 
+def article_halves(squad, questions) -> tuple[list[int], list[int], str]:
+    """Indices of the questions from every other article (titles sorted), of the rest, and a description."""
+    titles = sorted(set(squad.titles))
+    fit_titles = set(titles[::2])
+    fit = [i for i, q in enumerate(questions) if squad.titles[q.context_index] in fit_titles]
+    held = [i for i, q in enumerate(questions) if squad.titles[q.context_index] not in fit_titles]
+    return fit, held, f"{len(fit)} questions from every other article ({len(fit_titles)} of {len(titles)})"
+
+
+def fit_calibration(questions, readings, fit: list[int]) -> Calibration:
+    """Logistic map from the best span's margin to its F1 (0 for unanswerable questions), on `fit` only."""
+    margins = np.array([readings[i].best.margin if readings[i].best else -30.0 for i in fit])
+    correctness = np.array([0.0 if questions[i].is_impossible or not readings[i].best else
+                            f1_score(readings[i].best.text, questions[i].answers) for i in fit])
+    return Calibration(*fit_logistic(margins, correctness))
+
+
+def write_calibration(folder: str | Path, calibration: Calibration, fitted_on: str, **extra) -> None:
+    (Path(folder) / "calibration.json").write_text(json.dumps(
+        {"slope": calibration.slope, "intercept": calibration.intercept, "fitted_on": f"SQuAD v2.0 dev, {fitted_on}",
+         "target": "F1 of the best span", **extra}, indent=1))
+
+
 def v2_predictions(readings, calibration: Calibration, threshold: float) -> list[str]:
     out = []
     for r in readings:
@@ -111,19 +134,10 @@ def main() -> None:
     v2 = read_squad(data / "dev-v2.0.json.gz")
     v2_questions = v2.questions[: args.limit] if args.limit else v2.questions
     v2_readings = read_all(int8, v2, v2_questions, label="dev-v2.0")
-    titles = sorted(set(v2.titles))
-    fit_titles = set(titles[::2])
-    fit = [i for i, q in enumerate(v2_questions) if v2.titles[q.context_index] in fit_titles]
-    held = [i for i, q in enumerate(v2_questions) if v2.titles[q.context_index] not in fit_titles]
+    fit, held, fitted_on = article_halves(v2, v2_questions)
     if args.calibrate:
-        margins = np.array([v2_readings[i].best.margin if v2_readings[i].best else -30.0 for i in fit])
-        correctness = np.array([0.0 if v2_questions[i].is_impossible or not v2_readings[i].best else
-                                f1_score(v2_readings[i].best.text, v2_questions[i].answers) for i in fit])
-        slope, intercept = fit_logistic(margins, correctness)
-        calibration = Calibration(slope, intercept)
-        (Path(args.reader) / "calibration.json").write_text(json.dumps(
-            {"slope": slope, "intercept": intercept, "fitted_on": f"SQuAD v2.0 dev, {len(fit)} questions from "
-             f"every other article ({len(fit_titles)} of {len(titles)})", "target": "F1 of the best span"}, indent=1))
+        calibration = fit_calibration(v2_questions, v2_readings, fit)
+        write_calibration(args.reader, calibration, fitted_on)
     from qa.config import Config
 
     threshold = Config().threshold

@@ -21,19 +21,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reader import DATA, fit_logistic, read_all, squad_scores, v2_predictions  # noqa: E402
+from reader import (DATA, article_halves, fit_calibration, read_all, squad_scores, v2_predictions,  # noqa: E402
+                    write_calibration)
 
-from qa.evaluate import f1_score  # noqa: E402
 from qa.read import Calibration, Reader  # noqa: E402
 from qa.squad import read_squad  # noqa: E402
 
 
 def fit_abstention(questions, readings, fit: list[int]) -> tuple[Calibration, float]:
     """Calibration and the threshold that maximise F1 on the questions listed in `fit`."""
-    margins = np.array([readings[i].best.margin if readings[i].best else -30.0 for i in fit])
-    correctness = np.array([0.0 if questions[i].is_impossible or not readings[i].best else
-                            f1_score(readings[i].best.text, questions[i].answers) for i in fit])
-    calibration = Calibration(*fit_logistic(margins, correctness))
+    calibration = fit_calibration(questions, readings, fit)
     fit_questions, fit_readings = [questions[i] for i in fit], [readings[i] for i in fit]
     best = max(np.arange(0.05, 0.96, 0.05),
                key=lambda t: squad_scores(fit_questions, v2_predictions(fit_readings, calibration, t))["f1"])
@@ -51,10 +48,7 @@ def evaluate(folder: str, device: str, batch_size: int, limit: int, data: Path =
     v2 = read_squad(data / "dev-v2.0.json.gz")
     v2_questions = v2.questions[:limit] if limit else v2.questions
     v2_readings = read_all(reader, v2, v2_questions, batch=256, label=f"{folder} v2.0")
-    titles = sorted(set(v2.titles))
-    fit_titles = set(titles[::2])
-    fit = [i for i, q in enumerate(v2_questions) if v2.titles[q.context_index] in fit_titles]
-    held = [i for i, q in enumerate(v2_questions) if v2.titles[q.context_index] not in fit_titles]
+    fit, held, fitted_on = article_halves(v2, v2_questions)
     calibration, threshold = fit_abstention(v2_questions, v2_readings, fit)
     predictions = v2_predictions(v2_readings, calibration, threshold)
     result["squad_v2_dev"] = squad_scores(v2_questions, predictions)
@@ -62,11 +56,7 @@ def evaluate(folder: str, device: str, batch_size: int, limit: int, data: Path =
                                                         [predictions[i] for i in held])
     result["calibration"] = {"slope": calibration.slope, "intercept": calibration.intercept,
                              "best_threshold_on_fit_half": threshold}
-    (Path(folder) / "calibration.json").write_text(json.dumps(
-        {"slope": calibration.slope, "intercept": calibration.intercept,
-         "fitted_on": f"SQuAD v2.0 dev, {len(fit)} questions from every other article "
-                      f"({len(fit_titles)} of {len(titles)})", "target": "F1 of the best span",
-         "best_threshold_on_fit_half": threshold}, indent=1))
+    write_calibration(folder, calibration, fitted_on, best_threshold_on_fit_half=threshold)
     result["seconds"] = round(time.time() - started, 1)
     return result
 

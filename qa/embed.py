@@ -13,6 +13,7 @@ import numpy as np
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
+@lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bfloat16 natively (avx512_bf16 or AMX); elsewhere bf16 autocast is slow."""
     try:
@@ -41,17 +42,13 @@ def load_sentence_transformer(path: str, device: str = "cpu", int8: bool = False
     transformers_logging.disable_progress_bar()
     model = SentenceTransformer(path, device=device, local_files_only=True)
     if int8 and device == "cpu":
-        import warnings
-
         import torch
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao; it still works
-            warnings.simplefilter("ignore")
-            for module in model:  # the transformer inside sentence-transformers' first module
-                if hasattr(module, "model") and isinstance(module.model, torch.nn.Module):
-                    module.model = quantize_dynamic(module.model, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                                    dtype=torch.qint8)
+        from qa.read import quantize_int8
+
+        for module in model:  # the transformer inside sentence-transformers' first module
+            if hasattr(module, "model") and isinstance(module.model, torch.nn.Module):
+                module.model = quantize_int8(module.model, keep_down_projections=False)
     return model
 
 
@@ -60,8 +57,7 @@ class Embedder:
                  precision: str = "fp32"):
         precision = resolve_precision(precision, device)
         self.path = path
-        self.precision = precision
-        self.bf16 = precision == "bf16"  # autocast: faster on CPUs with native bf16 (avx512_bf16, AMX)
+        self.precision = precision  # bf16 runs under autocast: faster on CPUs with native bf16 (avx512_bf16, AMX)
         self.model = load_sentence_transformer(path, device, precision == "int8")
         self.batch_size = batch_size
         self.dimension = int(self.model.get_embedding_dimension())
@@ -80,7 +76,7 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
 
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                         convert_to_tensor=True, show_progress_bar=progress and len(texts) > 256)
         return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)

@@ -129,26 +129,22 @@ class Report:
     rows: list[Row] = field(default_factory=list)
 
 
+def _first_holding_gold(passages: list[str], gold: list[str]) -> int:
+    """Rank (from 1) of the first passage holding a gold answer, both SQuAD-normalised; 0 if none does."""
+    golds = [g for g in map(normalize_answer, gold) if g]
+    return next((rank for rank, text in enumerate(passages, 1) if any(g in normalize_answer(text) for g in golds)), 0)
+
+
 def _retrieval_hit(answer, gold: list[str]) -> bool | None:
-    if not gold:
-        return None
-    passages = [normalize_answer(p.text) for p in answer.passages]
-    return any(normalize_answer(g) in p for g in gold for p in passages if normalize_answer(g))
+    return _first_holding_gold([p.text for p in answer.passages], gold) > 0 if gold else None
 
 
 def gold_ranks(bot, questions: list[EvalQuestion]) -> list[int | None]:
     """Per question, the rank (from 1) of the first of RECALL_DEPTH retrieved chunks that holds a gold answer;
     0 if none does, None for a question without answers."""
     ranked = bot.retriever.run(bot.index, [" ".join(q.question.split()) for q in questions], RECALL_DEPTH)
-    ranks: list[int | None] = []
-    for q, hits in zip(questions, ranked):
-        golds = [normalize_answer(g) for g in q.answers if normalize_answer(g)]
-        if not q.answers:
-            ranks.append(None)
-            continue
-        texts = [normalize_answer(h.chunk.text) for h in hits]
-        ranks.append(next((rank for rank, text in enumerate(texts, 1) if any(g in text for g in golds)), 0))
-    return ranks
+    return [_first_holding_gold([h.chunk.text for h in hits], q.answers) if q.answers else None
+            for q, hits in zip(questions, ranked)]
 
 
 def run_eval(bot, questions: list[EvalQuestion], batch_size: int = 1, progress_file: str | Path | None = None,

@@ -150,7 +150,8 @@ def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str,
         by_title.setdefault(title, []).append(index)
     # Names from questions of other articles: swapped in, they ask about someone the paragraph never mentions.
     foreign_names = sorted({m.group() for q in squad.questions[:20_000]
-                            for position, m in enumerate(_WORD.finditer(q.question)) if _is_name(m.group(), position)})
+                            for position, m in enumerate(_WORD.finditer(q.question)) if _is_name(m.group(), position)}
+                           ) if config.edited_question_negatives else []
     examples = []
     for q in questions:
         context = squad.contexts[q.context_index]
@@ -404,7 +405,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             if step % config.checkpoint_every == 0:
                 _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
     progress.close()
-    _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
+    if step % config.checkpoint_every:  # the last step's state, unless the loop has just saved it
+        _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
     final = output / "final"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)

@@ -376,7 +376,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step")
     running, seen, started = 0.0, 0, time.time()
     autocast = torch.autocast(device_type=config.device.split(":")[0], dtype=torch.bfloat16, enabled=config.bf16)
-    finished = False
+    finished, saved_at = False, -1
     schedule.started = time.monotonic()
     while step < total_steps and not finished:
         epoch = step // steps_per_epoch
@@ -404,8 +404,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 running, seen = 0.0, 0
             if step % config.checkpoint_every == 0:
                 _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
+                saved_at = step
     progress.close()
-    if step % config.checkpoint_every:  # the last step's state, unless the loop has just saved it
+    if saved_at != step:  # the last step's state, unless the loop has just saved it
         _atomic_save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, schedule.seconds())
     final = output / "final"
     model.save_pretrained(final)

@@ -90,6 +90,15 @@ def write_calibration(folder: str | Path, calibration: Calibration, fitted_on: s
          "target": "F1 of the best span", **extra}, indent=1))
 
 
+def fit_abstention(questions, readings, fit: list[int]) -> tuple[Calibration, float]:
+    """Calibration and the threshold that maximise F1 on the questions listed in `fit`."""
+    calibration = fit_calibration(questions, readings, fit)
+    fit_questions, fit_readings = [questions[i] for i in fit], [readings[i] for i in fit]
+    best = max(np.arange(0.05, 0.96, 0.05),
+               key=lambda t: squad_scores(fit_questions, v2_predictions(fit_readings, calibration, t))["f1"])
+    return calibration, round(float(best), 2)
+
+
 def v2_predictions(readings, calibration: Calibration, threshold: float) -> list[str]:
     out = []
     for r in readings:
@@ -98,18 +107,22 @@ def v2_predictions(readings, calibration: Calibration, threshold: float) -> list
     return out
 
 
-def window_latency(reader: Reader, runs: int = 60, length: int = 256) -> float:
-    """Median milliseconds for one full 256-token window, batch of 1."""
+def window_latencies(readers: dict[str, Reader], runs: int = 60, length: int = 256) -> dict[str, float]:
+    """Median milliseconds for one full 256-token window, batch of 1, per reader. The readers take turns, so
+    that this VM's drift (up to 40% between minutes) falls on all of them alike."""
     ids = torch.randint(1000, 20000, (1, length))
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-    times = []
+    tensors = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
+    times: dict[str, list[float]] = {name: [] for name in readers}
     with torch.inference_mode():
         for i in range(runs + 5):
-            started = time.perf_counter()
-            reader.model(**inputs)
-            if i >= 5:
-                times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+            for name, reader in readers.items():
+                inputs = arrays if reader.runtime == "onnx" else tensors
+                started = time.perf_counter()
+                reader.model(**inputs)
+                if i >= 5:
+                    times[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -126,19 +139,51 @@ def main() -> None:
     results: dict = {"reader": args.reader, "machine": f"{platform.processor() or platform.machine()}, "
                      f"{torch.get_num_threads()} threads", "date": time.strftime("%Y-%m-%d")}
 
-    int8 = Reader(args.reader, quantize=True)
+    from qa.runtime import resolve_runtime
+
+    int8 = Reader(args.reader, quantize=True)  # PyTorch dynamic int8
     fp32 = Reader(args.reader, quantize=False)
-    calibration = int8.calibration
+    readers = {"int8": int8, "fp32": fp32}
+    if resolve_runtime("auto") == "onnx":  # the product's default where onnxruntime is installed
+        readers = {"onnx_int8": Reader(args.reader, quantize=True, runtime="onnx"), **readers}
+        readers["onnx_fp32"] = Reader(args.reader, quantize=False, runtime="onnx")
+    default_name = next(iter(readers))
+    default = readers[default_name]
+    results["default_variant"] = default_name
+    calibration = default.calibration
+
+    def save() -> None:  # after every section, so an interrupted run keeps what it measured
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+    # -- speed first, while the machine is fresh: one 256-token window, batch 1, every variant, this run.
+    speed = {f"{name}_ms": ms for name, ms in window_latencies(readers).items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        speed["bf16_autocast_ms"] = window_latencies({"bf16": fp32})["bf16"]
+    speed["int8_speedup_vs_fp32"] = round(speed["fp32_ms"] / speed["int8_ms"], 2)
+    speed[f"{default_name}_speedup_vs_fp32"] = round(speed["fp32_ms"] / speed[f"{default_name}_ms"], 2)
+    results["window_256_batch_1"] = {k: round(v, 2) for k, v in speed.items()}
+    save()
 
     # -- SQuAD v2.0 dev: fit the calibration on one half of the articles, report on the other half and on all.
     v2 = read_squad(data / "dev-v2.0.json.gz")
     v2_questions = v2.questions[: args.limit] if args.limit else v2.questions
-    v2_readings = read_all(int8, v2, v2_questions, label="dev-v2.0")
+    v2_readings = read_all(default, v2, v2_questions, label=f"dev-v2.0 {default_name}")
     fit, held, fitted_on = article_halves(v2, v2_questions)
+    fitted, tuned_threshold = fit_abstention(v2_questions, v2_readings, fit)
     if args.calibrate:
-        calibration = fit_calibration(v2_questions, v2_readings, fit)
-        write_calibration(args.reader, calibration, fitted_on)
+        calibration = fitted
+        write_calibration(args.reader, calibration, fitted_on, best_threshold_on_fit_half=tuned_threshold)
     from qa.config import Config
+
+    # SQuAD 2.0 practice: the abstention threshold is tuned for F1; here on one half, reported on both.
+    tuned = v2_predictions(v2_readings, fitted, tuned_threshold)
+    results["squad_v2_dev_tuned_threshold"] = {
+        "threshold_fitted_on_half": tuned_threshold, **squad_scores(v2_questions, tuned),
+        "held_out_half": squad_scores([v2_questions[i] for i in held], [tuned[i] for i in held])}
+    rows = [{"id": q.id, "impossible": q.is_impossible, "text": r.best.text if r.best else "",
+             "score": r.best.score if r.best else None, "null": r.null_score} for q, r in zip(v2_questions, v2_readings)]
+    Path(args.out).with_suffix(".v2.rows.json").write_text(json.dumps(rows))  # for error analysis; git-ignored
 
     threshold = Config().threshold
     predictions = v2_predictions(v2_readings, calibration, threshold)
@@ -148,14 +193,10 @@ def main() -> None:
     results["squad_v2_dev_held_out_half"] = squad_scores([v2_questions[i] for i in held], [predictions[i] for i in held])
     results["calibration"] = {"slope": calibration.slope, "intercept": calibration.intercept, "threshold": threshold}
 
-    # -- SQuAD v1.1 dev, XQuAD-en, COVID-QA: every question has an answer; score the best span.
-    def save() -> None:  # after every section, so an interrupted run keeps what it measured
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1))
-
     save()
 
-    def answerable(name: str, path: Path, sample: int = 0, variants=(("int8", int8), ("fp32", fp32))):
+    # -- SQuAD v1.1 dev, XQuAD-en, COVID-QA: every question has an answer; score the best span.
+    def answerable(name: str, path: Path, sample: int = 0, variants=()):
         squad = read_squad(path)
         questions = squad.questions[: args.limit] if args.limit else squad.questions
         if sample and len(questions) > sample:
@@ -165,20 +206,14 @@ def main() -> None:
             results[f"{name}_{variant}"] = squad_scores(questions, [r.best.text if r.best else "" for r in readings])
             save()
 
-    # -- speed: one 256-token window, batch 1, fp32 vs int8 vs bf16 autocast, measured in this run.
-    speed = {"fp32_ms": window_latency(fp32), "int8_ms": window_latency(int8)}
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        speed["bf16_autocast_ms"] = window_latency(fp32)
-    speed["int8_speedup_vs_fp32"] = round(speed["fp32_ms"] / speed["int8_ms"], 2)
-    results["window_256_batch_1"] = {k: round(v, 2) for k, v in speed.items()}
-
-    save()
-
+    # fp32 is the same model whichever runtime runs it (their logits agree to 1e-5): measured once, in PyTorch.
+    # Quality is measured for the default variant and fp32 (PyTorch's int8 too where it is the default).
+    v1_variants = [(name, reader) for name, reader in readers.items() if name in (default_name, "fp32")]
     answerable("squad_v1_dev", data / "dev-v1.1.json.gz",
-               variants=(("int8", int8),) if args.skip_fp32 else (("int8", int8), ("fp32", fp32)))
-    answerable("xquad_en", data / "extra" / "xquad.en.json.gz", variants=(("int8", int8),))
+               variants=[v for v in v1_variants if not (args.skip_fp32 and v[0] == "fp32")])
+    answerable("xquad_en", data / "extra" / "xquad.en.json.gz", variants=[(default_name, default)])
     answerable("covid_qa", data / "extra" / "covid-qa-200423_covidQA.json.gz", sample=args.covid_sample,
-               variants=(("int8", int8),))
+               variants=[(default_name, default)])
 
     save()
     print(json.dumps(results, indent=1))

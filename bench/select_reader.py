@@ -6,7 +6,8 @@
 For each reader: best-span F1/EM on v1.1 dev; on v2.0 dev a calibration (logistic of the span-vs-[CLS] margin)
 and an abstention threshold are fitted on every other article and reported on the other half and on all, and
 the calibration is written into the reader's folder as calibration.json. The best reader has the highest
-v1.1 F1 + v2.0 F1 (full sets). Used after GPU training runs (bench/gpu_train.sh) to choose the one to ship.
+v2.0 F1 among those with v1.1 F1 >= --min-v1-f1 (or, with none above it, the highest v1.1 F1 + v2.0 F1; full
+sets). Used after GPU training runs (bench/gpu_train.sh) to choose the one to ship.
 """
 
 from __future__ import annotations
@@ -17,24 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reader import (DATA, article_halves, fit_calibration, read_all, squad_scores, v2_predictions,  # noqa: E402
+from reader import (DATA, article_halves, fit_abstention, read_all, squad_scores, v2_predictions,  # noqa: E402
                     write_calibration)
 
-from qa.read import Calibration, Reader  # noqa: E402
+from qa.read import Reader  # noqa: E402
 from qa.squad import read_squad  # noqa: E402
-
-
-def fit_abstention(questions, readings, fit: list[int]) -> tuple[Calibration, float]:
-    """Calibration and the threshold that maximise F1 on the questions listed in `fit`."""
-    calibration = fit_calibration(questions, readings, fit)
-    fit_questions, fit_readings = [questions[i] for i in fit], [readings[i] for i in fit]
-    best = max(np.arange(0.05, 0.96, 0.05),
-               key=lambda t: squad_scores(fit_questions, v2_predictions(fit_readings, calibration, t))["f1"])
-    return calibration, round(float(best), 2)
 
 
 def evaluate(folder: str, device: str, batch_size: int, limit: int, data: Path = DATA) -> dict:
@@ -69,6 +60,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")
+    parser.add_argument("--min-v1-f1", type=float, default=0.0,
+                        help="choose on v2.0 F1 among readers at least this good on v1.1")
     parser.add_argument("--out", default="runs/selection.json")
     args = parser.parse_args()
     results = []
@@ -85,7 +78,9 @@ def main() -> None:
         Path(args.out).write_text(json.dumps({"best": None, "results": results}, indent=1))
     if not results:
         sys.exit("no reader to compare")
-    best = max(results, key=lambda r: r["squad_v1_dev"]["f1"] + r["squad_v2_dev"]["f1"])
+    good_enough = [r for r in results if r["squad_v1_dev"]["f1"] >= args.min_v1_f1]
+    best = max(good_enough, key=lambda r: r["squad_v2_dev"]["f1"]) if good_enough else \
+        max(results, key=lambda r: r["squad_v1_dev"]["f1"] + r["squad_v2_dev"]["f1"])
     Path(args.out).write_text(json.dumps({"best": best["reader"], "results": results}, indent=1))
     for r in results:
         print(f"{r['reader']:40s} v1.1 F1 {r['squad_v1_dev']['f1']:6.2f}  v2.0 F1 {r['squad_v2_dev']['f1']:6.2f}  "

@@ -12,9 +12,13 @@ Label decisions:
   another paragraph of the same article (on topic, no answer), and the question's own paragraph with the
   sentence holding the answer cut out (SQuAD 2.0's hardest kind: everything but the answer is there).
   Windows of long paragraphs that do not contain the answer are labelled at [CLS] too.
-- Optionally (`--edited-question-negatives`), the question itself is edited the way SQuAD 2.0's writers made
-  unanswerable questions: a name or number swapped for one the paragraph does not mention, or a word swapped
-  for its antonym when the paragraph never uses that antonym. The paragraph stays; only the question moves.
+- Optionally the question itself is edited the way SQuAD 2.0's writers made unanswerable questions, and asked
+  of its unchanged paragraph: `--edited-question-negatives` swaps a name or number for one the paragraph does
+  not mention, or a word for its antonym when the paragraph never uses that antonym; `--negated-question-negatives`
+  negates the question ("What did X build?" -> "What didn't X build?"); `--swapped-name-negatives` swaps a name
+  for another name of the same paragraph that the answer's sentence never mentions (the paragraph talks about
+  both, but not about this one doing that). The last two are noisier (a negated question can still have an
+  answer), so they are separate shares to measure one by one.
 """
 
 from __future__ import annotations
@@ -56,10 +60,13 @@ class TrainConfig:
     other_paragraph_negatives: float = 0.15  # share of questions also paired with another paragraph
     cut_sentence_negatives: float = 0.15  # share of questions also asked of their paragraph minus the answer
     edited_question_negatives: float = 0.0  # share also asked as an edited question the paragraph cannot answer
+    negated_question_negatives: float = 0.0  # share also asked negated
+    swapped_name_negatives: float = 0.0  # share also asked about another name of the same paragraph
     seed: int = 42
     bf16: bool = True
     device: str = "cpu"
     threads: int = 0  # 0: all cores
+    tokenize_workers: int = 0  # processes that tokenise (0: none besides this one)
     checkpoint_every: int = 300
     log_every: int = 25
     # Seconds of training allowed (0: no limit). Under a limit the learning-rate schedule runs on whichever is
@@ -95,7 +102,8 @@ def _cut_answer_sentence(context: str, start: int, end: int) -> str | None:
     return remaining if len(remaining) >= 100 else None
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*")
+_WORD = re.compile(r"[^\W\d_][\w'-]*|\d[\d,.]*")  # Unicode letters: "Beyoncé" is one word
+_LETTERS = re.compile(r"[^\W\d_]+")
 _ANTONYMS = dict(pair for a, b in (
     ("first", "last"), ("largest", "smallest"), ("most", "least"), ("before", "after"), ("earliest", "latest"),
     ("highest", "lowest"), ("increase", "decrease"), ("increased", "decreased"), ("north", "south"),
@@ -139,6 +147,58 @@ def edit_question(question: str, context: str, foreign_names: list[str], rng: ra
     return question[: match.start()] + new + question[match.end() :]
 
 
+_NEGATED = {"is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't", "did": "didn't", "does": "doesn't",
+            "do": "don't", "can": "can't", "could": "couldn't", "has": "hasn't", "have": "haven't", "had": "hadn't",
+            "will": "won't", "would": "wouldn't", "should": "shouldn't", "may": "may not", "might": "might not",
+            "must": "mustn't"}
+_NEGATION = re.compile(r"\b(not|never|no|none|nor)\b|n't\b", re.IGNORECASE)
+
+
+def negate_question(question: str) -> str | None:
+    """The question with its first auxiliary verb negated by contraction (grammatical wherever the auxiliary
+    stands), or None when it has none or is negated already."""
+    if _NEGATION.search(question):
+        return None
+    for match in _WORD.finditer(question):
+        word = match.group()
+        if word.lower() in _NEGATED:
+            new = _NEGATED[word.lower()]
+            new = new[0].upper() + new[1:] if word[0].isupper() else new
+            return question[: match.start()] + new + question[match.end() :]
+    return None
+
+
+def _standalone_names(text: str) -> list[re.Match]:
+    """Capitalised words that do not start a sentence and stand apart from other capitalised words (so that
+    swapping one never leaves half of a two-word name)."""
+    words = list(_LETTERS.finditer(text))  # letters only: "Chopin's" yields "Chopin", and the "'s" stays
+    names = []
+    for i, match in enumerate(words):
+        word = match.group()
+        before = text[: match.start()].rstrip()
+        if not word[0].isupper() or not before or before[-1] in ".!?\"" or len(word) < 3:
+            continue
+        if any(0 <= j < len(words) and words[j].group()[0].isupper() for j in (i - 1, i + 1)):
+            continue
+        names.append(match)
+    return names
+
+
+def swap_name(question: str, context: str, start: int, end: int, rng: random.Random) -> str | None:
+    """The question with one name swapped for another name of the paragraph that neither the question nor the
+    sentence holding the answer mentions, or None when there is no such pair."""
+    answer_sentences = " ".join(context[a:b] for a, b in _sentence_spans(context) if a < end and b > start).lower()
+    question_words = {w.lower() for w in _WORD.findall(question)}
+    common = {w for w in _LETTERS.findall(context) if w.islower()}  # "She", "History": words, not names
+    others = sorted({m.group() for m in _standalone_names(context) if m.group().lower() not in common
+                     and m.group().lower() not in question_words and m.group().lower() not in answer_sentences})
+    swappable = [m for m in _standalone_names(question) if m.group().lower() in context.lower()]
+    if not others or not swappable:
+        return None
+    match = rng.choice(swappable)
+    return question[: match.start()] + rng.choice(others) + question[match.end() :]
+
+
 def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str, int, int]]:
     """(question, context, answer_start_char, answer_end_char) tuples; start -1 means no answer."""
     rng = random.Random(config.seed)
@@ -173,51 +233,91 @@ def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str,
             edited = edit_question(q.question, context, foreign_names, rng)
             if edited:
                 examples.append((edited, context, -1, -1))
+        if rng.random() < config.negated_question_negatives:
+            negated = negate_question(q.question)
+            if negated:
+                examples.append((negated, context, -1, -1))
+        if rng.random() < config.swapped_name_negatives:
+            swapped = swap_name(q.question, context, start, end, rng)
+            if swapped:
+                examples.append((swapped, context, -1, -1))
     return examples
 
 
+_worker_tokenizer = None
+
+
+def _tokenize_in_worker(job: tuple) -> list[Feature]:
+    examples, config = job
+    return _tokenize_part(_worker_tokenizer, examples, config)
+
+
+def _start_worker(tokenizer) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = tokenizer
+
+
 def tokenize_examples(tokenizer, examples, config: TrainConfig) -> list[Feature]:
-    features: list[Feature] = []
+    """Features in the order of the examples, tokenised by `config.tokenize_workers` processes (0: this one)."""
     batch = 1000
-    for offset in tqdm(range(0, len(examples), batch), desc="tokenize", unit="k examples"):
-        part = examples[offset : offset + batch]
-        encoded = tokenizer(
-            [e[0] for e in part],
-            [e[1] for e in part],
-            truncation="only_second",
-            max_length=config.max_length,
-            stride=config.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
-        for row, source in enumerate(encoded["overflow_to_sample_mapping"]):
-            _, _, char_start, char_end = part[source]
-            offsets = encoded["offset_mapping"][row]
-            sequence_ids = encoded.sequence_ids(row)
-            start_token = end_token = 0
-            if char_start >= 0:
-                context_tokens = [i for i, s in enumerate(sequence_ids) if s == 1]
-                first, last = context_tokens[0], context_tokens[-1]
-                if offsets[first][0] <= char_start and offsets[last][1] >= char_end:
-                    start_token = first
-                    while start_token <= last and offsets[start_token][1] <= char_start:
-                        start_token += 1
-                    end_token = last
-                    while end_token >= first and offsets[end_token][0] >= char_end:
-                        end_token -= 1
-                    if start_token > end_token:  # answer inside one sub-token: keep the token
-                        start_token = end_token = min(start_token, last)
-            features.append(
-                Feature(
-                    input_ids=encoded["input_ids"][row],
-                    token_type_ids=encoded["token_type_ids"][row]
-                    if "token_type_ids" in encoded
-                    else [0] * len(encoded["input_ids"][row]),
-                    start=start_token,
-                    end=end_token,
-                )
+    parts = [examples[offset : offset + batch] for offset in range(0, len(examples), batch)]
+    progress = tqdm(total=len(parts), desc="tokenize", unit="k examples")
+    features: list[Feature] = []
+    if config.tokenize_workers > 1:
+        import multiprocessing
+
+        # The fast tokenizer's own threads barely scaled on a 16-core machine: separate processes do.
+        with multiprocessing.get_context("fork").Pool(config.tokenize_workers, _start_worker, (tokenizer,)) as pool:
+            for part_features in pool.imap(_tokenize_in_worker, [(part, config) for part in parts]):
+                features.extend(part_features)
+                progress.update()
+    else:
+        for part in parts:
+            features.extend(_tokenize_part(tokenizer, part, config))
+            progress.update()
+    progress.close()
+    return features
+
+
+def _tokenize_part(tokenizer, part, config: TrainConfig) -> list[Feature]:
+    features: list[Feature] = []
+    encoded = tokenizer(
+        [e[0] for e in part],
+        [e[1] for e in part],
+        truncation="only_second",
+        max_length=config.max_length,
+        stride=config.stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    for row, source in enumerate(encoded["overflow_to_sample_mapping"]):
+        _, _, char_start, char_end = part[source]
+        offsets = encoded["offset_mapping"][row]
+        sequence_ids = encoded.sequence_ids(row)
+        start_token = end_token = 0
+        if char_start >= 0:
+            context_tokens = [i for i, s in enumerate(sequence_ids) if s == 1]
+            first, last = context_tokens[0], context_tokens[-1]
+            if offsets[first][0] <= char_start and offsets[last][1] >= char_end:
+                start_token = first
+                while start_token <= last and offsets[start_token][1] <= char_start:
+                    start_token += 1
+                end_token = last
+                while end_token >= first and offsets[end_token][0] >= char_end:
+                    end_token -= 1
+                if start_token > end_token:  # answer inside one sub-token: keep the token
+                    start_token = end_token = min(start_token, last)
+        features.append(
+            Feature(
+                input_ids=encoded["input_ids"][row],
+                token_type_ids=encoded["token_type_ids"][row]
+                if "token_type_ids" in encoded
+                else [0] * len(encoded["input_ids"][row]),
+                start=start_token,
+                end=end_token,
             )
+        )
     return features
 
 
@@ -332,7 +432,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(base)
 
     cache = output / f"features-{config.max_length}-{config.stride}-{config.max_examples}-{config.seed}-" \
-        f"{config.other_paragraph_negatives}-{config.cut_sentence_negatives}-{config.edited_question_negatives}.pt"
+        f"{config.other_paragraph_negatives}-{config.cut_sentence_negatives}-{config.edited_question_negatives}-" \
+        f"{config.negated_question_negatives}-{config.swapped_name_negatives}.pt"
     if cache.exists():
         features = [Feature(*row) for row in torch.load(cache, weights_only=False)]
     else:

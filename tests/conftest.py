@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# ONNX exports go to a folder of this test run (subprocesses inherit it), unless one is named already.
+os.environ.setdefault("QA_CACHE_DIR", tempfile.mkdtemp(prefix="qa-test-cache-"))
 
 from qa.config import PROJECT_ROOT, SHIPPED_READER, default_embedder
 

@@ -45,13 +45,11 @@ def test_ask_many_matches_ask(shipped_bot):
     questions = ["Who chaired the session?", "Who won the 2018 FIFA World Cup?", "What does CSTO stand for?"]
     batched = shipped_bot.ask_many(questions)
     single = [shipped_bot.ask(q) for q in questions]
-    # int8 dynamic quantisation scales activations per batch, so batching can move scores a little and a
-    # span's edge by a word ("President Emomali Rahmon" vs "... of Tajikistan"), never the place it points to.
+    # int8 dynamic quantisation scales activations per call, so the reader never mixes questions in one call:
+    # each gets the answer it gets alone.
     for b, s in zip(batched, single):
-        assert (b.found, b.document) == (s.found, s.document)
-        if b.found:
-            assert b.start < s.end and s.start < b.end, (b.text, s.text)
-        assert b.score == pytest.approx(s.score, abs=0.05)
+        assert (b.found, b.document, b.text, b.start, b.end) == (s.found, s.document, s.text, s.start, s.end)
+        assert b.score == pytest.approx(s.score, abs=1e-4)
 
 
 def test_non_english_question_gets_a_clear_message(shipped_bot):

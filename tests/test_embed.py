@@ -25,7 +25,7 @@ def test_vectors_are_normalised_and_questions_are_cached(fp32):
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_faster_precisions_keep_the_ranking(fp32, precision):
     other = Embedder(default_embedder(), precision=precision)
-    assert other.name().endswith(precision) and other.name() != fp32.name()  # an index knows how it was built
+    assert f":{precision}:" in other.name() and other.name() != fp32.name()  # an index knows how it was built
     reference, vectors = fp32.embed(TEXTS), other.embed(TEXTS)
     assert np.all(np.sum(reference * vectors, axis=1) > 0.95)
     query = other.embed(["Where was the treaty signed?"])[0]
@@ -37,3 +37,16 @@ def test_precision_is_checked_and_auto_resolves():
         Embedder(default_embedder(), precision="fp8")
     assert resolve_precision("auto") in ("bf16", "fp32")
     assert resolve_precision("auto", device="cuda") == "fp32"
+    assert resolve_precision("auto", runtime="onnx") == "int8"  # ONNX Runtime: int8 kernels, no bf16 here
+    assert resolve_precision("bf16", runtime="onnx") == "fp32"
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_max_tokens_embeds_the_head_of_long_texts(fp32, runtime):
+    short = Embedder(default_embedder(), precision="fp32", runtime=runtime, max_tokens=16)
+    long_text = "The treaty was signed in Dushanbe in 1992 by six states after talks that had begun in Moscow. " * 5
+    head = fp32.tokenizer.decode(fp32.tokenizer(long_text, add_special_tokens=False)["input_ids"][:14])
+    both = short.embed([long_text, head])
+    assert float(both[0] @ both[1]) > 0.999  # only the first 16 tokens (with [CLS] and [SEP]) count
+    assert float(both[0] @ fp32.embed([long_text])[0]) < 0.999  # the full text reads differently
+    assert short.name() != fp32.name() and ":16" in short.name()

@@ -6,7 +6,8 @@ import random
 import pytest
 
 from qa.squad import read_squad
-from qa.train import Schedule, TrainConfig, build_examples, edit_question, train
+from qa.train import (Schedule, TrainConfig, build_examples, edit_question, negate_question, swap_name,
+                      tokenize_examples, train)
 
 CONTEXTS = [
     ("Treaty", "The treaty was signed in Dushanbe in 1992 by six states. Talks had begun in Moscow in 1989. "
@@ -45,9 +46,30 @@ def test_edited_questions_ask_about_something_the_paragraph_never_says():
     assert edit_question("what is it?", context, ["Oslo"], rng) is None  # nothing safe to change
 
 
+def test_negated_questions_stay_grammatical():
+    assert negate_question("When did talks begin in Moscow?") == "When didn't talks begin in Moscow?"
+    assert negate_question("Where was the first summit held?") == "Where wasn't the first summit held?"
+    assert negate_question("Is Minsk the capital?") == "Isn't Minsk the capital?"
+    assert negate_question("Who may have signed it?") == "Who may not have signed it?"
+    assert negate_question("Which state did not sign?") is None  # negated already
+    assert negate_question("Who signed the treaty?") is None  # no auxiliary to negate
+
+
+def test_swapped_names_come_from_the_paragraph_but_not_from_the_answer_sentence():
+    context = CONTEXTS[0][1]
+    question = "When did talks begin in Moscow?"
+    start = context.index("1989")
+    swapped = {swap_name(question, context, start, start + 4, random.Random(seed)) for seed in range(30)}
+    # Dushanbe, Minsk and Kazakhstan are in the paragraph; Moscow's own sentence is the answer's, so it never
+    # comes back; "The" and "Talks" start sentences and are no names.
+    assert swapped == {f"When did talks begin in {name}?" for name in ("Dushanbe", "Minsk", "Kazakhstan")}
+    assert swap_name("When were talks held?", context, start, start + 4, random.Random(0)) is None  # no name
+
+
 def test_examples_hold_answers_and_negatives(squad_file):
     squad = read_squad(squad_file)
-    config = TrainConfig(other_paragraph_negatives=1.0, cut_sentence_negatives=1.0, edited_question_negatives=1.0)
+    config = TrainConfig(other_paragraph_negatives=1.0, cut_sentence_negatives=1.0, edited_question_negatives=1.0,
+                         negated_question_negatives=1.0, swapped_name_negatives=1.0)
     examples = build_examples(squad, config)
     positives = [e for e in examples if e[2] >= 0]
     negatives = [e for e in examples if e[2] < 0]
@@ -59,10 +81,25 @@ def test_examples_hold_answers_and_negatives(squad_file):
     for question, context, _, _ in negatives:
         if question in answers:  # another paragraph, or its own with the answer's sentence cut: no answer there
             assert answers[question].lower() not in context.lower()
-        else:  # an edited question, asked of an unchanged paragraph
+        else:  # an edited, negated or name-swapped question, asked of an unchanged paragraph
             assert context in originals
     assert any(q not in answers for q, *_ in negatives) and any(c not in originals for _, c, *_ in negatives)
     assert build_examples(squad, config) == examples  # deterministic given the seed
+    edited = {q for q, *_ in negatives if q not in answers}
+    assert "When didn't talks begin in Moscow?" in edited  # negated
+    assert any(q.startswith("When did talks begin in ") and "Moscow" not in q and q.split()[-1][:-1] in CONTEXTS[0][1]
+               for q in edited)  # a name of the same paragraph swapped in
+
+
+def test_tokenising_in_worker_processes_gives_the_same_features(squad_file, tiny_reader):
+    from transformers import AutoTokenizer
+
+    config = TrainConfig(max_length=48, stride=16, other_paragraph_negatives=1.0, cut_sentence_negatives=1.0)
+    examples = build_examples(read_squad(squad_file), config) * 300  # several parts of 1,000 examples
+    tokenizer = AutoTokenizer.from_pretrained(tiny_reader)
+    alone = tokenize_examples(tokenizer, examples, config)
+    config.tokenize_workers = 2
+    assert tokenize_examples(tokenizer, examples, config) == alone and len(alone) > len(examples)
 
 
 def test_schedule_warms_up_decays_and_follows_the_clock():

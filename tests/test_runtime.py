@@ -1,6 +1,5 @@
 """ONNX Runtime for the encoders: same numbers as PyTorch, exported once, int8 where asked, clear errors."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -88,4 +87,3 @@ def test_failed_export_leaves_no_model_behind(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="cannot trace"):
         export_encoder(Broken(), "broken-model", "reader", ["input_ids"], ["logits"], False, "fp32", [])
     assert not [p for p in Path(tmp_path / "cache").rglob("*.onnx")]
-    assert os.environ["QA_CACHE_DIR"] == str(tmp_path / "cache")

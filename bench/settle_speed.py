@@ -1,7 +1,7 @@
 """Latency against quality for two-step reading: seed and SQuAD-dev ask() p50 and F1 per `settle_confidence`
 (the confidence at which the top two chunks settle a question, so that the other two are not read).
 
-    python bench/settle_speed.py     # writes bench/results/settle_speed.json
+    python bench/settle_speed.py [SETTLE ...]    # default 0.5 0.35 0.25; writes bench/results/settle_speed.json
 
 The settings take turns on every question, so the VM's drift falls on all alike.
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from qa import QA  # noqa: E402
 from qa.evaluate import f1_score, read_questions  # noqa: E402
 
-SETTLES = (0.5, 0.35, 0.25)
+SETTLES = tuple(float(a) for a in sys.argv[1:]) or (0.5, 0.35, 0.25)
 seed_rows = [json.loads(line) for line in (ROOT / "seeds" / "questions.jsonl").read_text().splitlines()]
 seed_bot = QA(index_dir=tempfile.mkdtemp())
 questions, documents = read_questions(ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json.gz")

@@ -1,6 +1,6 @@
 import pytest
 
-from qa.read import Calibration, Reader
+from qa.read import Calibration, Reader, Reading, Span
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +16,8 @@ def test_spans_are_exact_substrings_of_their_passage(reader):
         assert passages[span.passage][span.start : span.end] == span.text
         assert 0.0 <= span.confidence <= 1.0
         assert span.text.strip()
-    scores = [s.score for s in reading.spans]
-    assert scores == sorted(scores, reverse=True)
+    margins = [s.margin for s in reading.spans]
+    assert margins == sorted(margins, reverse=True)
 
 
 def test_long_passages_are_read_in_overlapping_windows(reader):
@@ -67,6 +67,16 @@ def test_a_reading_merged_with_one_of_further_passages_equals_reading_them_all(r
     assert merged.null_score == pytest.approx(whole.null_score, abs=1e-4)
     assert all(passages[s.passage][s.start : s.end] == s.text for s in merged.spans)
     assert reader.run(question, passages).merged(reader.run(question, [""]), 3, reader.n_best).spans == whole.spans
+
+
+def test_a_span_from_a_window_that_says_not_here_ranks_below_a_lower_scored_confident_one():
+    # Passage 0's window scores its span higher but its [CLS] higher still; passage 1's span clears its own.
+    doubtful = Reading([Span(0, 0, 4, "1992", 9.0, 10.0, 0.3)], 10.0)
+    confident = Reading([Span(0, 5, 9, "1994", 7.0, 1.0, 0.9)], 1.0)
+    merged = doubtful.merged(confident, 1, n_best=5)
+    assert [s.text for s in merged.spans] == ["1994", "1992"]
+    assert merged.best.passage == 1 and merged.best.margin == 6.0
+    assert merged.null_score == 1.0
 
 
 def test_empty_passages_give_no_spans(reader):

@@ -1,8 +1,8 @@
 """ONNX Runtime for the two encoders (reader and embedder): exported once from the PyTorch model, quantised,
 cached on disk, then run without PyTorch in the loop.
 
-Why, on this project's 2-core CPU: the index builds in 33 s where PyTorch bf16 takes 47 s
-(bench/results/index_speed.json), one question embeds in about 1.3 ms instead of 8, the reader's int8 costs 0.1-0.2
+Why, on this project's 2-core CPU: the index builds in 30 s where PyTorch bf16 takes 44 s (256 tokens a chunk;
+bench/results/index_speed.json), one question embeds in about 1.3 ms instead of 8, the reader's int8 costs 0.1-0.2
 F1 on SQuAD v1.1 where PyTorch's costs 0.7, and a 256-token window takes 24.6 ms against PyTorch int8's 30.3 and
 fp32's 45.3 (bench/results/reader.json; exported with eager attention, see _eager_attention). PyTorch stays the
 reference: `runtime="torch"` in the configuration, and the fallback wherever onnxruntime is not installed or a
@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -150,8 +151,7 @@ def export_encoder(module, source: str, kind: str, input_names: list[str], outpu
             example = tuple(torch.ones((1, 16), dtype=torch.long) for _ in input_names)
             axes = {name: {0: "batch", 1: "tokens"} for name in input_names}
             axes.update({name: {0: "batch"} for name in output_names})
-            _eager_attention(module)
-            with warnings.catch_warnings(), torch.inference_mode():
+            with _eager_attention(module), warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")  # tracer notes about shapes: the axes above are declared dynamic
                 torch.onnx.export(module.eval(), example, str(plain), input_names=input_names,
                                   output_names=output_names, dynamic_axes=axes, opset_version=17, dynamo=False)
@@ -180,14 +180,24 @@ def export_encoder(module, source: str, kind: str, input_names: list[str], outpu
     return OnnxEncoder(target, threads)
 
 
-def _eager_attention(module) -> None:
-    """Switch the transformers models inside `module` to eager attention before export: ONNX Runtime fuses the
-    eager graph's attention and runs it about 20% faster than the SDPA graph (256-token reader window, int8:
-    26.2 vs 32.9 ms on two cores; outputs equal to 1e-5 in fp32)."""
+@contextmanager
+def _eager_attention(module):
+    """The transformers models inside `module` with eager attention for the export, restored afterwards (the
+    model may be a cached one that PyTorch runs too). ONNX Runtime fuses the eager graph's attention and runs it
+    about 20% faster than the SDPA graph (256-token reader window, int8: 26.2 vs 32.9 ms on two cores; outputs
+    equal to 1e-5 in fp32)."""
+    switched = []
     for part in module.modules():
-        if hasattr(part, "set_attn_implementation") and getattr(part, "config", None) is not None:
-            if getattr(part.config, "_attn_implementation", "eager") != "eager":
-                part.set_attn_implementation("eager")
+        config = getattr(part, "config", None)
+        before = getattr(config, "_attn_implementation", None)
+        if hasattr(part, "set_attn_implementation") and before not in (None, "eager"):
+            part.set_attn_implementation("eager")  # also switches the models inside it, which share its config
+            switched.append((part, before))
+    try:
+        yield
+    finally:
+        for part, before in reversed(switched):
+            part.set_attn_implementation(before)
 
 
 def _matmul_names(path: Path) -> dict[str, str]:

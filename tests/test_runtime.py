@@ -43,6 +43,33 @@ def test_onnx_reader_matches_pytorch_and_is_exported_once(tiny_reader, monkeypat
     assert models[0].stat().st_mtime_ns == stamp  # loaded from the cache, not exported again
 
 
+def test_export_runs_eager_attention_and_gives_the_model_back_as_it_was(tiny_reader, monkeypatch, tmp_path):
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from qa.runtime import PositionalInputs, export_encoder
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader, attn_implementation="sdpa").eval()
+    seen = []
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+
+    def head(output, _):
+        seen.append(model.config._attn_implementation)  # what the tracer runs
+        return output.start_logits, output.end_logits
+
+    encoder = export_encoder(PositionalInputs(model, names, head), tiny_reader, "reader", names,
+                             ["start_logits", "end_logits"], False, "fp32", [])
+    assert seen and set(seen) == {"eager"}
+    assert model.config._attn_implementation == "sdpa" and model.bert.config._attn_implementation == "sdpa"
+    ids = np.array([[101, 2054, 2003, 102, 1996, 3428, 102]])
+    inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    start, _ = encoder(**inputs)
+    with torch.inference_mode():
+        reference = model(**{k: torch.tensor(v) for k, v in inputs.items()}).start_logits.numpy()
+    assert np.allclose(start, reference, atol=1e-4)
+
+
 def test_int8_onnx_reader_keeps_down_projections_and_span_head_in_fp32(tiny_reader, monkeypatch, tmp_path):
     import onnx
 

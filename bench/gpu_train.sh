@@ -22,7 +22,7 @@ started=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - started ))s] $*"; }
 
 # One variant per line: name learning-rate epochs, then the negative shares: other-paragraph cut-sentence
-# edited-question negated-question swapped-name (the last three may be left out: 0).
+# edited-question negated-question swapped-name impossible-condition (the last four may be left out: 0).
 # The first session's run used "a 1e-4 3 0.1 0.1 0; b 1e-4 3 0.25 0.25 0; c 1.5e-4 4 0.2 0.2 0" (c shipped).
 VARIANTS=${VARIANTS:-"a 1e-4 3 0.1 0.1 0
 b 1e-4 3 0.25 0.25 0
@@ -31,11 +31,12 @@ VARIANTS=$(tr ';' '\n' <<<"$VARIANTS" | sed 's/^ *//')
 first=$(head -n 1 <<<"$VARIANTS" | cut -d' ' -f1)
 
 stamp "device: $($PY -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"
-while read -r name lr epochs other cut edited negated swapped; do
+while read -r name lr epochs other cut edited negated swapped condition; do
   $PY -m qa.train --train-file "$DATA/train-v1.1.json.gz" --base-model "$BASE" --output-dir "$RUNS/$name" \
     --device "$DEVICE" --learning-rate "$lr" --epochs "$epochs" --other-paragraph-negatives "$other" \
     --cut-sentence-negatives "$cut" --edited-question-negatives "${edited:-0}" \
-    --negated-question-negatives "${negated:-0}" --swapped-name-negatives "${swapped:-0}" --tokenize-workers "$WORKERS" \
+    --negated-question-negatives "${negated:-0}" --swapped-name-negatives "${swapped:-0}" \
+    --impossible-condition-negatives "${condition:-0}" --tokenize-workers "$WORKERS" \
     --time-limit "$TIME_LIMIT" --max-examples "$MAX_EXAMPLES" \
     --checkpoint-every 1000 --log-every 100 >"$RUNS/$name.out" 2>&1 &
 done <<<"$VARIANTS"

@@ -17,8 +17,10 @@ Label decisions:
   not mention, or a word for its antonym when the paragraph never uses that antonym; `--negated-question-negatives`
   negates the question ("What did X build?" -> "What didn't X build?"); `--swapped-name-negatives` swaps a name
   for another name of the same paragraph that the answer's sentence never mentions (the paragraph talks about
-  both, but not about this one doing that). The last two are noisier (a negated question can still have an
-  answer), so they are separate shares to measure one by one.
+  both, but not about this one doing that); `--impossible-condition-negatives` adds a year the paragraph never
+  states ("Who founded the club?" -> "Who founded the club in 1871?", next to the paragraph's 1873). These
+  three are noisier (a negated question can still have an answer), so they are separate shares to measure one
+  by one.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class TrainConfig:
     edited_question_negatives: float = 0.0  # share also asked as an edited question the paragraph cannot answer
     negated_question_negatives: float = 0.0  # share also asked negated
     swapped_name_negatives: float = 0.0  # share also asked about another name of the same paragraph
+    impossible_condition_negatives: float = 0.0  # share also asked "... in YEAR?" for a year the paragraph lacks
     seed: int = 42
     bf16: bool = True
     device: str = "cpu"
@@ -199,6 +202,27 @@ def swap_name(question: str, context: str, start: int, end: int, rng: random.Ran
     return question[: match.start()] + rng.choice(others) + question[match.end() :]
 
 
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+# A question that already asks about time ("What year did ...", "during the 16th century") would read as nonsense.
+_ABOUT_TIME = {"when", "year", "years", "century", "decade", "era", "age", "period", "date", "time", "during", "ago",
+               "since", "until", "before", "after", "season"}
+_PAST = {"did", "was", "were", "had"}
+
+
+def add_impossible_condition(question: str, context: str, rng: random.Random) -> str | None:
+    """A question about a past event limited to a year the paragraph never states, close to one it does when it
+    has any (SQuAD 2.0's "impossible condition"); None for a question that names a year or asks about time
+    already, is not about the past (a timeless fact holds in any year), or does not end in "?"."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    past = any(w in _PAST or (w.endswith("ed") and len(w) > 4) for w in words[1:])
+    if _YEAR.search(question) or _ABOUT_TIME & set(words) or not past or not question.rstrip().endswith("?"):
+        return None
+    stated = {int(year) for year in _YEAR.findall(context)}
+    near = sorted({y + d for y in stated for d in range(-20, 21) if d and 1500 <= y + d <= 2016} - stated)
+    year = rng.choice(near) if near else rng.randrange(1800, 2016)
+    return question.rstrip()[:-1].rstrip() + f" in {year}?"
+
+
 def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str, int, int]]:
     """(question, context, answer_start_char, answer_end_char) tuples; start -1 means no answer."""
     rng = random.Random(config.seed)
@@ -241,6 +265,10 @@ def build_examples(squad: SquadSet, config: TrainConfig) -> list[tuple[str, str,
             swapped = swap_name(q.question, context, start, end, rng)
             if swapped:
                 examples.append((swapped, context, -1, -1))
+        if rng.random() < config.impossible_condition_negatives:
+            conditioned = add_impossible_condition(q.question, context, rng)
+            if conditioned:
+                examples.append((conditioned, context, -1, -1))
     return examples
 
 
@@ -433,7 +461,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     cache = output / f"features-{config.max_length}-{config.stride}-{config.max_examples}-{config.seed}-" \
         f"{config.other_paragraph_negatives}-{config.cut_sentence_negatives}-{config.edited_question_negatives}-" \
-        f"{config.negated_question_negatives}-{config.swapped_name_negatives}.pt"
+        f"{config.negated_question_negatives}-{config.swapped_name_negatives}-" \
+        f"{config.impossible_condition_negatives}.pt"
     if cache.exists():
         features = [Feature(*row) for row in torch.load(cache, weights_only=False)]
     else:

@@ -6,8 +6,8 @@ import random
 import pytest
 
 from qa.squad import read_squad
-from qa.train import (Schedule, TrainConfig, build_examples, edit_question, negate_question, swap_name,
-                      tokenize_examples, train)
+from qa.train import (Schedule, TrainConfig, add_impossible_condition, build_examples, edit_question,
+                      negate_question, swap_name, tokenize_examples, train)
 
 CONTEXTS = [
     ("Treaty", "The treaty was signed in Dushanbe in 1992 by six states. Talks had begun in Moscow in 1989. "
@@ -66,10 +66,30 @@ def test_swapped_names_come_from_the_paragraph_but_not_from_the_answer_sentence(
     assert swap_name("When were talks held?", context, start, start + 4, random.Random(0)) is None  # no name
 
 
+def test_impossible_conditions_name_a_year_the_paragraph_never_states():
+    context = CONTEXTS[0][1]  # states 1992 and 1989
+    years = set()
+    for seed in range(40):
+        conditioned = add_impossible_condition("Where was the treaty signed?", context, random.Random(seed))
+        assert conditioned.startswith("Where was the treaty signed in ") and conditioned.endswith("?")
+        year = int(conditioned[-5:-1])
+        years.add(year)
+        assert str(year) not in context and 1969 <= year <= 2012  # near a year it states, never one of them
+    assert len(years) > 10
+    assert 1800 <= int(add_impossible_condition("Who ratified it?", CONTEXTS[1][1].replace("1994", "then"),
+                                                random.Random(0))[-5:-1]) < 2016  # no year stated: any year
+    for question in ("What happened in 1992?",  # names a year
+                     "What year did talks resume?", "Which state led during the war?",  # asks about time
+                     "Which sea do the rivers feed?",  # a timeless fact: true in any year
+                     "Name the city that was chosen"):  # not a question
+        assert add_impossible_condition(question, context, random.Random(0)) is None
+
+
 def test_examples_hold_answers_and_negatives(squad_file):
     squad = read_squad(squad_file)
     config = TrainConfig(other_paragraph_negatives=1.0, cut_sentence_negatives=1.0, edited_question_negatives=1.0,
-                         negated_question_negatives=1.0, swapped_name_negatives=1.0)
+                         negated_question_negatives=1.0, swapped_name_negatives=1.0,
+                         impossible_condition_negatives=1.0)
     examples = build_examples(squad, config)
     positives = [e for e in examples if e[2] >= 0]
     negatives = [e for e in examples if e[2] < 0]
@@ -89,6 +109,7 @@ def test_examples_hold_answers_and_negatives(squad_file):
     assert "When didn't talks begin in Moscow?" in edited  # negated
     assert any(q.startswith("When did talks begin in ") and "Moscow" not in q and q.split()[-1][:-1] in CONTEXTS[0][1]
                for q in edited)  # a name of the same paragraph swapped in
+    assert any(q.startswith("Where was the treaty signed in ") for q in edited)  # an impossible condition
 
 
 def test_tokenising_in_worker_processes_gives_the_same_features(squad_file, tiny_reader):

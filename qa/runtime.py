@@ -123,14 +123,15 @@ class OnnxEncoder:
         return self.session.run(None, feed)
 
 
-def cache_folder(source: str, kind: str, quantize: bool, recipe: str) -> Path:
-    return cache_root() / "onnx" / f"{kind}-{_fingerprint(source, kind, quantize, recipe)}"
+def _model_file(source: str, kind: str, quantize: bool, recipe: str) -> Path:
+    """Where the export of `source` with this recipe lives; its presence says the export is whole."""
+    folder = cache_root() / "onnx" / f"{kind}-{_fingerprint(source, kind, quantize, recipe)}"
+    return folder / ("model.int8.onnx" if quantize else "model.onnx")
 
 
 def cached_encoder(source: str, kind: str, quantize: bool, recipe: str, threads: int = 0) -> OnnxEncoder | None:
     """The encoder exported earlier from `source` with this recipe, or None."""
-    folder = cache_folder(source, kind, quantize, recipe)
-    target = folder / ("model.int8.onnx" if quantize else "model.onnx")
+    target = _model_file(source, kind, quantize, recipe)
     return OnnxEncoder(target, threads) if target.is_file() else None
 
 
@@ -142,8 +143,8 @@ def export_encoder(module, source: str, kind: str, input_names: list[str], outpu
     choice in the cache key). `meta` (meta.json) and `tokenizer` are stored beside it, for loads that skip the
     PyTorch model. Written to a temporary file and renamed when whole, so an interrupted export is never
     loaded."""
-    folder = cache_folder(source, kind, quantize, recipe)
-    target = folder / ("model.int8.onnx" if quantize else "model.onnx")
+    target = _model_file(source, kind, quantize, recipe)
+    folder = target.parent
     if not target.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as scratch:

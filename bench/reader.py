@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from qa.calibrate import fit_logistic  # noqa: E402
 from qa.config import SHIPPED_READER  # noqa: E402
 from qa.evaluate import exact_match, f1_score  # noqa: E402
 from qa.read import Calibration, Reader  # noqa: E402
@@ -53,18 +54,6 @@ def squad_scores(questions, predictions) -> dict:
         out["no_answer_accuracy"] = round(100 * np.mean([(predictions[i] == "") == questions[i].is_impossible
                                                           for i in range(len(questions))]), 2)
     return out
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
-    """1-D logistic regression by Newton's method; y may be soft (an F1 in [0, 1])."""
-    w = np.zeros(2)
-    features = np.stack([x, np.ones_like(x)], axis=1)
-    for _ in range(iterations):
-        p = 1 / (1 + np.exp(-np.clip(features @ w, -60, 60)))
-        gradient = features.T @ (p - y)
-        hessian = features.T @ (features * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
-        w -= np.linalg.solve(hessian, gradient)
-    return float(w[0]), float(w[1])
 
 
 def article_halves(squad, questions) -> tuple[list[int], list[int], str]:

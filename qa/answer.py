@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from qa.aggregate import AnswerScorer, Candidate, rank_candidates
 from qa.chunk import Chunk, Chunker
 from qa.config import Config
 from qa.embed import Embedder
@@ -32,25 +33,40 @@ class QuestionError(ValueError):
     """A question that cannot be asked (empty, too long); the message says why."""
 
 
+@dataclass(frozen=True)
+class Alternative:
+    """Another answer the documents might give, for an unsure or declined question."""
+
+    text: str
+    score: float
+    document: str
+    start: int  # document.text[start:end] is the quote (text is that quote with its whitespace squeezed)
+    end: int
+
+
 @dataclass
 class Answer:
     question: str
-    text: str  # the exact quote; "" when the documents do not hold the answer
-    score: float  # calibrated confidence in [0, 1] that the best span answers the question
+    text: str  # the exact quote (whitespace squeezed); "" when the documents do not hold the answer
+    score: float  # probability that the answer is right (the answer scorer's; see qa/aggregate.py)
     found: bool
     document: str = ""  # document id
-    start: int = 0  # document.text[start:end] == text
+    start: int = 0  # document.text[start:end] is the quote
     end: int = 0
     context: str = ""  # the passage (chunk) the answer came from
     context_start: int = 0  # where that passage starts in the document
     passages: list[Chunk] = field(default_factory=list)  # the retrieved passages, best first
     message: str = ""  # why nothing was found, when there is a reason beyond low confidence
+    confident: bool = False  # found, and score reaches Config.confident_threshold; found but not confident: unsure
+    alternatives: list[Alternative] = field(default_factory=list)  # next-best answers (the best guesses if declined)
 
     def to_dict(self) -> dict:
         return {
             "question": self.question, "text": self.text, "score": round(self.score, 4), "found": self.found,
-            "document": self.document, "start": self.start, "end": self.end, "context": self.context,
-            "context_start": self.context_start, "message": self.message,
+            "confident": self.confident, "document": self.document, "start": self.start, "end": self.end,
+            "context": self.context, "context_start": self.context_start, "message": self.message,
+            "alternatives": [{"text": a.text, "score": round(a.score, 4), "document": a.document, "start": a.start,
+                              "end": a.end} for a in self.alternatives],
             "passages": [{"document": p.document, "start": p.start, "end": p.end, "text": p.text}
                          for p in self.passages],
         }
@@ -98,6 +114,7 @@ class QA:
         self.reader = Reader(cfg.reader, cfg.max_seq_length, cfg.doc_stride, cfg.max_answer_tokens, cfg.n_best,
                              cfg.reader_batch_size, cfg.quantize, cfg.device, bf16=cfg.reader_bf16,
                              runtime=cfg.runtime)
+        self.scorer = AnswerScorer.for_reader(cfg.reader) if cfg.use_scorer else None
         self.store = IndexStore(cfg.index_dir)
         self.fingerprint = Fingerprint(self.embedder.name(), self.embedder.dimension, self.chunker.settings())
         self.problems: list[str] = []  # files skipped and index repairs made while opening, for display
@@ -279,13 +296,24 @@ class QA:
             readings[i] = readings[i].merged(reading, first, self.config.n_best)
         return readings
 
-    def _answer(self, question: str, hits: list[Retrieved], reading) -> Answer:
+    def _answer(self, question: str, hits: list[Retrieved], reading: Reading) -> Answer:
         passages = [h.chunk for h in hits]
-        best = reading.best
-        if best is None:
+        ranked = rank_candidates(question, reading, hits, self.scorer)
+        if not ranked:
             return Answer(question, "", 0.0, False, passages=passages)
-        chunk = passages[best.passage]
-        if best.confidence < self.config.threshold:
-            return Answer(question, "", best.confidence, False, passages=passages)
-        return Answer(question, best.text, best.confidence, True, chunk.document, chunk.start + best.start,
-                      chunk.start + best.end, chunk.text, chunk.start, passages)
+
+        def located(candidate: Candidate) -> Alternative:
+            chunk = passages[candidate.span.passage]
+            return Alternative(" ".join(candidate.text.split()), candidate.probability, chunk.document,
+                               chunk.start + candidate.span.start, chunk.start + candidate.span.end)
+
+        best = ranked[0]
+        others = [located(c) for c in ranked[1 : 1 + self.config.alternatives]]
+        if best.probability < self.config.threshold:
+            return Answer(question, "", best.probability, False, passages=passages,
+                          alternatives=[located(best)] + others[:-1] if others else [located(best)])
+        chunk = passages[best.span.passage]
+        shown = located(best)
+        return Answer(question, shown.text, best.probability, True, chunk.document, shown.start, shown.end, chunk.text,
+                      chunk.start, passages, confident=best.probability >= self.config.confident_threshold,
+                      alternatives=others)

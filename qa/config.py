@@ -56,7 +56,12 @@ class Config:
     doc_stride: int = 96
     max_answer_tokens: int = 30
     n_best: int = 20
-    threshold: float = 0.2  # confidence under which the answer is "not found" (see the reader card)
+    # Confidence is the answer scorer's probability that the answer is right (qa/aggregate.py; fitted with
+    # qa/calibrate.py on SQuAD-train-derived questions, the threshold too: bench/results/calibrate.json).
+    threshold: float = 0.5  # under it the answer is "not found"
+    confident_threshold: float = 0.8  # from here on the answer is shown as confident; between the two, "unsure"
+    alternatives: int = 3  # next-best answers kept with each answer
+    use_scorer: bool = True  # False: the reader's calibrated margin alone chooses and scores (no answer_scorer.json)
     # Read the best `read_first` chunks first; read the rest only when no answer there reaches
     # `settle_confidence`. Most questions are settled by the top chunks, so they cost half the reading.
     read_first: int = 2  # 0: always read all top_k chunks at once

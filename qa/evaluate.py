@@ -118,9 +118,52 @@ class Row:
     document: str = ""
     gold_rank: int | None = None  # answerable only: rank (from 1) of the first of RECALL_DEPTH chunks holding a
     #                               gold answer, 0 if none does; retrieval measured apart from what the reader saw
+    candidate: str = ""  # the best guess, shown or not: the answer, else the first alternative of a declined one
+    candidate_f1: float = 0.0  # its F1 (for an unanswerable question: 0, any guess is wrong)
+    candidate_passage: int = 0  # rank (from 1) of the passage it came from among those retrieved; 0: no guess
+    candidate_passage_gold: bool = False  # that passage holds a gold answer
+    outcome: str = ""  # see OUTCOMES
 
 
 RECALL_DEPTH = 10
+
+# Where each question's points went, first matching row wins (see outcome_of).
+OUTCOMES = {
+    "right": "answered, F1 1",
+    "declined_answerable": "answerable, but declined below the threshold",
+    "not_retrieved": "answered, wrong: no passage read holds the gold answer",
+    "other_passage": "answered, wrong: a passage read holds the gold answer, another passage's span won",
+    "wrong_span": "answered from a passage holding the gold answer, wrong or partial span",
+    "answered_unanswerable": "unanswerable, but answered",
+    "declined_unanswerable": "unanswerable, declined",
+}
+
+
+def outcome_of(row: "Row") -> str:
+    if not row.gold:
+        return "answered_unanswerable" if row.found else "declined_unanswerable"
+    if not row.found:
+        return "declined_answerable"
+    if row.f1 == 1.0:
+        return "right"
+    if not row.retrieved_gold:
+        return "not_retrieved"
+    return "wrong_span" if row.candidate_passage_gold else "other_passage"
+
+
+def _candidate(answer) -> tuple[str, int, bool, list[str]]:
+    """The best guess of an answer, the rank of the passage it came from, and that passage's text."""
+    if answer.found:
+        text, document, start, end = answer.text, answer.document, answer.start, answer.end
+    elif answer.alternatives:
+        best = answer.alternatives[0]
+        text, document, start, end = best.text, best.document, best.start, best.end
+    else:
+        return "", 0, False, []
+    for rank, passage in enumerate(answer.passages, 1):
+        if passage.document == document and passage.start <= start and end <= passage.end:
+            return text, rank, True, [passage.text]
+    return text, 0, True, []
 
 
 @dataclass
@@ -172,9 +215,13 @@ def run_eval(bot, questions: list[EvalQuestion], batch_size: int = 1, progress_f
                 ranks = gold_ranks(bot, batch) if bot.index.chunks else [None] * len(batch)
                 for q, a, rank in zip(batch, answers, ranks):
                     prediction = a.text if a.found else ""
+                    candidate, passage, _, passage_text = _candidate(a)
                     row = Row(q.id, q.question, q.answers, prediction, a.found, a.score,
                               exact_match(prediction, q.answers), f1_score(prediction, q.answers),
-                              _retrieval_hit(a, q.answers), latency, question_type(q.question), a.document, rank)
+                              _retrieval_hit(a, q.answers), latency, question_type(q.question), a.document, rank,
+                              candidate, f1_score(candidate, q.answers) if q.answers else 0.0, passage,
+                              bool(q.answers) and _first_holding_gold(passage_text, q.answers) > 0)
+                    row.outcome = outcome_of(row)
                     done[q.id] = row
                     if sink:
                         sink.write(json.dumps(asdict(row)) + "\n")
@@ -212,7 +259,54 @@ def summarise(rows: list[Row], top_k: int) -> dict:
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 2),
         "f1_by_type": {t: mean(r.f1 for r in rows if r.type == t) for t in sorted({r.type for r in rows})},
+        "answered": mean(r.found for r in rows),
+        "answerable_answered": mean(r.found for r in answerable),
+        "breakdown": breakdown(rows),
+        **selective(rows),
     }
+
+
+def breakdown(rows: list[Row]) -> dict:
+    """Per outcome: share of questions, and F1 points lost there (100 - F1 is the sum of the losses)."""
+    if not rows:
+        return {}
+    out = {}
+    for name in OUTCOMES:
+        inside = [r for r in rows if r.outcome == name]
+        out[name] = {"questions_%": round(100 * len(inside) / len(rows), 2),
+                     "f1_points_lost": round(100 * sum(1 - r.f1 for r in inside) / len(rows), 2)}
+    return out
+
+
+def auroc(scores: np.ndarray, right: np.ndarray) -> float | None:
+    """Probability that a right answer outranks a wrong one (ties count half)."""
+    positives, negatives = int(right.sum()), int((~right).sum())
+    if not positives or not negatives:
+        return None
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # average ranks over ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    return float((ranks[right].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def coverage_curve(rows: list[Row], coverages=tuple(range(5, 101, 5))) -> list[tuple[int, float]]:
+    """(coverage %, F1 of the best guesses) when only the most confident share of questions is answered."""
+    f1s = np.array([r.candidate_f1 for r in sorted(rows, key=lambda r: -r.score)])
+    return [(c, round(100 * float(f1s[: max(1, round(len(f1s) * c / 100))].mean()), 2)) for c in coverages]
+
+
+def selective(rows: list[Row]) -> dict:
+    """Confidence as a ranking signal: AUROC for right (best guess F1 >= 0.5) vs wrong, and F1 at coverages."""
+    if not rows:
+        return {}
+    scores = np.array([r.score for r in rows])
+    right = np.array([r.candidate_f1 >= 0.5 for r in rows])
+    value = auroc(scores, right)
+    return {"confidence_auroc": round(value, 4) if value is not None else None,
+            **{f"f1_at_{c}%_coverage": f1 for c, f1 in coverage_curve(rows, (50, 80, 100))}}
 
 
 # -- output -----------------------------------------------------------------------------------------------------
@@ -279,14 +373,24 @@ def write_html_report(report: Report, path: str | Path, title: str = "QA evaluat
         ax.set_title("Confidence vs correctness")
         ax.legend(loc="upper left", fontsize=8)
 
+    def coverage(ax):
+        curve = coverage_curve(rows)
+        ax.plot([c for c, _ in curve], [f for _, f in curve], "o-", color="#8e44ad")
+        ax.set_xlabel("coverage: most confident % of questions answered")
+        ax.set_ylabel("F1 of those answers")
+        ax.set_ylim(0, 100)
+        ax.set_title("Selective answering")
+
     def latency(ax):
         ax.hist([r.latency_ms for r in rows], bins=30, color="#27ae60")
         ax.set_xlabel("milliseconds per question")
         ax.set_title("Latency")
 
-    plots = "".join(f'<img alt="plot" src="data:image/png;base64,{_plot_png(f)}">' for f in (by_type, confidence, latency))
+    plots = "".join(f'<img alt="plot" src="data:image/png;base64,{_plot_png(f)}">' for f in (by_type, confidence, coverage, latency))
     metric_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                          for k, v in metrics.items() if k != "f1_by_type")
+                          for k, v in metrics.items() if k not in ("f1_by_type", "breakdown"))
+    lost = "".join(f"<tr><td>{html.escape(OUTCOMES[name])}</td><td>{v['questions_%']}</td><td>{v['f1_points_lost']}</td></tr>"
+                   for name, v in metrics.get("breakdown", {}).items())
     worst = sorted(rows, key=lambda r: (r.f1, -r.score))[:50]
     question_rows = "".join(
         f"<tr><td>{html.escape(r.question)}</td><td>{html.escape(' | '.join(r.gold) or '(no answer)')}</td>"
@@ -295,6 +399,8 @@ def write_html_report(report: Report, path: str | Path, title: str = "QA evaluat
     Path(path).write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}img{{margin:6px}}</style></head>
-<body><h1>{html.escape(title)}</h1><table>{metric_rows}</table><h2>Plots</h2>{plots}
+<body><h1>{html.escape(title)}</h1><table>{metric_rows}</table>
+<h2>Where the points go</h2><table><tr><th>outcome</th><th>% of questions</th><th>F1 points lost</th></tr>{lost}</table>
+<h2>Plots</h2>{plots}
 <h2>Lowest-scoring questions</h2><table><tr><th>question</th><th>gold</th><th>prediction</th><th>confidence</th>
 <th>F1</th></tr>{question_rows}</table></body></html>""", encoding="utf-8")

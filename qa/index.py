@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import fcntl
 import hashlib
 import json
@@ -56,11 +57,40 @@ class Fingerprint:
 
 
 _BM25_TOKEN = re.compile(r"(?u)\b\w+\b")
+# Options, file names, versions and dotted identifiers as a whole ("--trace-children=yes", "-g", "X.680",
+# "libtasn1.h"), kept beside their parts: a question naming one should find the chunk that spells it the same way.
+_IDENTIFIER = re.compile(r"(?<![\w-])(?:-{1,2}[^\W\d_][\w-]*(?:=[\w.,/:-]*\w)?|\w+(?:[._/:=+-]\w+)+)")
+# English function words: they match everywhere and only blur the ranking.
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both but
+by can could did do does doing down during each few for from further had has have having he her here hers herself
+him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or
+other our ours ourselves out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where which while who whom
+why will with would you your yours yourself yourselves
+""".split())
+LEXICAL_VERSION = 2  # bump when bm25_tokens changes: a persisted lexical index must then be rebuilt
+
+
+def plain_tokens(text: str) -> list[str]:
+    """Lower-cased words, digits and single characters included (the tokeniser before LEXICAL_VERSION 2)."""
+    return _BM25_TOKEN.findall(text.lower())
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
 
 
 def bm25_tokens(text: str) -> list[str]:
-    # Keep single characters and digits: years, amounts and initials are what lexical search is for.
-    return _BM25_TOKEN.findall(text.lower())
+    """Words without stop words, Snowball-stemmed, plus whole identifiers; digits and single letters are kept
+    (years, amounts and initials are what lexical search is for). bench/results/lexical.json compares it with
+    plain_tokens."""
+    lowered = text.lower()
+    words = [w for w in _BM25_TOKEN.findall(lowered) if w not in STOP_WORDS]
+    return _stemmer().stemWords(words) + _IDENTIFIER.findall(lowered)
 
 
 @dataclass

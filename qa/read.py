@@ -46,6 +46,7 @@ class Reading:
 
     spans: list[Span]
     null_score: float  # lowest [CLS] score over all windows
+    passages: int = 0  # passages read
 
     @property
     def best(self) -> Span | None:
@@ -56,7 +57,10 @@ class Reading:
         moved = [replace(span, passage=span.passage + passage_offset) for span in later.spans]
         spans = sorted(self.spans + moved, key=lambda span: -span.margin)[:n_best]
         nulls = [r.null_score for r in (self, later) if r.spans]  # a reading without spans read no window
-        return Reading(spans, min(nulls) if nulls else self.null_score)
+        return Reading(spans, min(nulls) if nulls else self.null_score, self.passages + later.passages)
+
+
+CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class Calibration:
 
     @classmethod
     def from_folder(cls, folder: str) -> "Calibration":
-        path = Path(folder) / "calibration.json"
+        path = Path(folder) / CALIBRATION_FILE
         if path.is_file():
             data = json.loads(path.read_text())
             return cls(slope=float(data["slope"]), intercept=float(data["intercept"]))
@@ -263,7 +267,7 @@ class Reader:
                     unique.append(span)
                 if len(unique) >= self.n_best:
                     break
-            readings.append(Reading(unique, null_scores[q] if null_scores[q] != math.inf else 0.0))
+            readings.append(Reading(unique, null_scores[q] if null_scores[q] != math.inf else 0.0, len(items[q][1])))
         return readings
 
     def _forward(self, all_ids: list[list[int]], all_types: list[list[int]],

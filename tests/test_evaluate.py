@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from qa.evaluate import (EvalQuestion, exact_match, f1_score, normalize_answer, question_type, read_questions,
@@ -84,7 +85,43 @@ def test_eval_reports_metrics_resumes_and_writes_reports(plumbing_bot, tmp_path)
     assert (tmp_path / "rows.csv").read_text().count("\n") == 4
     write_html_report(report, tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "Who chaired the session?" in page
+    assert page.count("data:image/png;base64,") == 4 and "Who chaired the session?" in page
+    assert "Where the points go" in page
+
+
+def _row(id_, gold, found, f1, retrieved=True, passage_gold=False, score=0.5, candidate_f1=None):
+    from qa.evaluate import Row, outcome_of
+
+    row = Row(id_, "q", gold, "x" if found else "", found, score, f1, f1, retrieved if gold else None, 1.0, "what",
+              candidate_f1=f1 if candidate_f1 is None else candidate_f1, candidate_passage_gold=passage_gold)
+    row.outcome = outcome_of(row)
+    return row
+
+
+def test_breakdown_puts_every_lost_point_in_one_place():
+    from qa.evaluate import breakdown
+
+    rows = [_row("right", ["a"], True, 1.0, passage_gold=True), _row("declined", ["a"], False, 0.0),
+            _row("missed", ["a"], True, 0.0, retrieved=False), _row("other", ["a"], True, 0.0),
+            _row("span", ["a"], True, 0.5, passage_gold=True), _row("made up", [], True, 0.0),
+            _row("honest", [], False, 1.0)]
+    assert [r.outcome for r in rows] == ["right", "declined_answerable", "not_retrieved", "other_passage",
+                                         "wrong_span", "answered_unanswerable", "declined_unanswerable"]
+    parts = breakdown(rows)
+    assert sum(p["questions_%"] for p in parts.values()) == pytest.approx(100, abs=0.05)
+    f1 = 100 * sum(r.f1 for r in rows) / len(rows)
+    assert sum(p["f1_points_lost"] for p in parts.values()) == pytest.approx(100 - f1, abs=0.05)
+    assert parts["wrong_span"]["f1_points_lost"] == pytest.approx(100 * 0.5 / 7, abs=0.01)
+
+
+def test_confidence_ranking_figures():
+    from qa.evaluate import auroc, coverage_curve
+
+    assert auroc(np.array([0.9, 0.8, 0.3, 0.1]), np.array([True, True, False, False])) == 1.0
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([True, True, False, False])) == 0.0
+    assert auroc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+    rows = [_row(str(i), ["a"], True, f1, score=s) for i, (f1, s) in enumerate([(1, .9), (1, .8), (0, .7), (0, .2)])]
+    assert coverage_curve(rows, (50, 100)) == [(50, 100.0), (100, 50.0)]
 
 
 def test_cli_eval_on_the_seed_questions(tmp_path, tiny_reader, corpus):

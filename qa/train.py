@@ -26,6 +26,7 @@ Label decisions:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -439,6 +440,45 @@ def _atomic_save_checkpoint(directory: Path, model, optimizer, scheduler, step: 
     shutil.rmtree(old, ignore_errors=True)
 
 
+# Settings that do not change which features are made (the loop's, the machine's).
+_NOT_IN_FEATURES = {"output_dir", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "epochs", "bf16",
+                    "device", "threads", "tokenize_workers", "checkpoint_every", "log_every", "time_limit"}
+
+
+def _file_identity(path: str | Path) -> list:
+    """A file or folder by resolved path, size and modification time: an edited or replaced file reads anew."""
+    path = Path(path)
+    if not path.exists():  # a hub id
+        return [str(path)]
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [str(path.resolve())] + [(str(p.relative_to(path)) if path.is_dir() else "", p.stat().st_size,
+                                     p.stat().st_mtime_ns) for p in files]
+
+
+def feature_cache_path(config: TrainConfig, base: str) -> Path:
+    """Where the features of this training file, tokenizer (the base model's) and example settings are kept."""
+    key = {name: value for name, value in asdict(config).items() if name not in _NOT_IN_FEATURES}
+    key["train_file"] = _file_identity(config.train_file)
+    key["base_model"] = _file_identity(base)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(config.output_dir) / f"features-{digest}.pt"
+
+
+def cached_features(config: TrainConfig, tokenizer, base: str) -> list[Feature]:
+    """The training features, read from the cache in output_dir when made before with the same inputs."""
+    cache = feature_cache_path(config, base)
+    if cache.exists():
+        return [Feature(*row) for row in torch.load(cache, weights_only=False)]
+    examples = build_examples(read_squad(config.train_file), config)
+    log.info("examples: %d (%d negatives)", len(examples), sum(1 for e in examples if e[2] < 0))
+    features = tokenize_examples(tokenizer, examples, config)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(cache.name + ".tmp")  # renamed when whole: an interrupted save is never read
+    torch.save([(f.input_ids, f.token_type_ids, f.start, f.end) for f in features], partial)
+    partial.replace(cache)
+    return features
+
+
 def train(config: TrainConfig, resume: bool = False) -> Path:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -459,19 +499,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     checkpoint = output / "checkpoint"
     tokenizer = AutoTokenizer.from_pretrained(base)
 
-    cache = output / f"features-{config.max_length}-{config.stride}-{config.max_examples}-{config.seed}-" \
-        f"{config.other_paragraph_negatives}-{config.cut_sentence_negatives}-{config.edited_question_negatives}-" \
-        f"{config.negated_question_negatives}-{config.swapped_name_negatives}-" \
-        f"{config.impossible_condition_negatives}.pt"
-    if cache.exists():
-        features = [Feature(*row) for row in torch.load(cache, weights_only=False)]
-    else:
-        examples = build_examples(read_squad(config.train_file), config)
-        log.info("examples: %d (%d negatives)", len(examples), sum(1 for e in examples if e[2] < 0))
-        features = tokenize_examples(tokenizer, examples, config)
-        partial = cache.with_name(cache.name + ".tmp")  # renamed when whole: an interrupted save is never read
-        torch.save([(f.input_ids, f.token_type_ids, f.start, f.end) for f in features], partial)
-        partial.replace(cache)
+    features = cached_features(config, tokenizer, base)
     lengths = [len(f.input_ids) for f in features]
     log.info("features: %d, mean length %.1f", len(features), sum(lengths) / len(lengths))
 

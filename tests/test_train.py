@@ -6,8 +6,8 @@ import random
 import pytest
 
 from qa.squad import read_squad
-from qa.train import (Schedule, TrainConfig, add_impossible_condition, build_examples, edit_question,
-                      negate_question, swap_name, tokenize_examples, train)
+from qa.train import (Schedule, TrainConfig, add_impossible_condition, build_examples, cached_features,
+                      edit_question, feature_cache_path, negate_question, swap_name, tokenize_examples, train)
 
 CONTEXTS = [
     ("Treaty", "The treaty was signed in Dushanbe in 1992 by six states. Talks had begun in Moscow in 1989. "
@@ -154,3 +154,30 @@ def test_train_resume_and_time_limit(squad_file, tiny_reader, tmp_path):
     limited = TrainConfig(**{**config.__dict__, "output_dir": str(tmp_path / "limited"), "time_limit": 1e-9})
     train(limited)
     assert torch.load(tmp_path / "limited" / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 0
+
+
+def test_feature_cache_follows_the_training_file_and_the_base_model(squad_file, tiny_reader, tmp_path):
+    """A changed --train-file or --base-model makes new features instead of reusing the cached token ids."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_reader)
+    config = TrainConfig(train_file=str(squad_file), output_dir=str(tmp_path / "run"), max_length=64, stride=16)
+    first = cached_features(config, tokenizer, tiny_reader)
+    assert cached_features(config, tokenizer, tiny_reader) == first  # read back from the cache
+    # Another training file, same settings: its own questions, not the first file's cached features.
+    data = json.loads(squad_file.read_text())
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                qa["question"] = "Tell me: " + qa["question"].lower()
+    other = tmp_path / "other-squad.json"
+    other.write_text(json.dumps(data))
+    config.train_file = str(other)
+    changed = cached_features(config, tokenizer, tiny_reader)
+    fresh = tokenize_examples(tokenizer, build_examples(read_squad(other), config), config)
+    assert changed == fresh and changed != first
+    # Another base model (a copy of the tokenizer in another folder) gets its own cache entry too.
+    copy = tmp_path / "base-copy"
+    tokenizer.save_pretrained(copy)
+    assert feature_cache_path(config, str(copy)) != feature_cache_path(config, tiny_reader)
+    assert len(list((tmp_path / "run").glob("features-*.pt"))) == 2

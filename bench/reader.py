@@ -141,8 +141,8 @@ def main() -> None:
 
     from qa.runtime import resolve_runtime
 
-    int8 = Reader(args.reader, quantize=True)  # PyTorch dynamic int8
-    fp32 = Reader(args.reader, quantize=False)
+    int8 = Reader(args.reader, quantize=True, runtime="torch")  # PyTorch dynamic int8
+    fp32 = Reader(args.reader, quantize=False, runtime="torch")
     readers = {"int8": int8, "fp32": fp32}
     if resolve_runtime("auto") == "onnx":  # the product's default where onnxruntime is installed
         readers = {"onnx_int8": Reader(args.reader, quantize=True, runtime="onnx"), **readers}

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qa.config import Config
+
 
 @dataclass(frozen=True)
 class Span:
@@ -127,34 +129,45 @@ def quantize_int8(model, keep_down_projections: bool = True):
 
 
 class Reader:
-    def __init__(self, model: str, max_seq_length: int = 256, doc_stride: int = 96, max_answer_tokens: int = 30,
-                 n_best: int = 20, batch_size: int = 16, quantize: bool = False, device: str = "cpu",
-                 max_question_tokens: int = 64, cache_size: int = 50_000, bf16: bool = False, runtime: str = "torch"):
+    """Reads spans from passages. Its settings come from a Config (the product's defaults unless given, see
+    qa.config): n_best, max_answer_tokens and reader_batch_size are read at each call, the rest when made.
+
+    >>> Reader.from_config(config)                        # as QA makes it
+    >>> Reader("my-reader", runtime="torch", quantize=False)  # the defaults but for these settings
+    """
+
+    def __init__(self, model: str | None = None, config: Config | None = None, *, max_question_tokens: int = 64,
+                 cache_size: int = 50_000, **settings):
         from qa.runtime import resolve_runtime
 
-        self.model_name = str(model)
-        self.runtime = resolve_runtime(runtime, device)
-        self.tokenizer, self.model = load_reader_model(self.model_name, device, quantize, self.runtime)
-        self.device = device
-        self.quantized = quantize and device == "cpu"
-        self.bf16 = bf16 and not quantize  # bfloat16 autocast, the alternative to int8 on bf16-capable CPUs
-        self.max_seq_length = max_seq_length
-        self.max_answer_tokens = max_answer_tokens
-        self.n_best = n_best
-        self.batch_size = batch_size
+        if model is not None:
+            settings["reader"] = str(model)
+        cfg = self.config = Config.with_settings(config, settings)
+        self.model_name = cfg.reader
+        self.device = cfg.device
+        self.runtime = resolve_runtime(cfg.runtime, self.device)
+        self.tokenizer, self.model = load_reader_model(self.model_name, self.device, cfg.quantize, self.runtime)
+        self.quantized = cfg.quantize and self.device == "cpu"
+        self.bf16 = cfg.reader_bf16 and not cfg.quantize  # bfloat16 autocast, the alternative to int8 on bf16 CPUs
+        self.max_seq_length = cfg.max_seq_length
         self.calibration = Calibration.from_folder(self.model_name)
         self._passage_cache: OrderedDict[str, tuple[list[int], list[tuple[int, int]]]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one forward pass at a time: two would only fight over the same cores
         self._template = self._pair_template()
         self._specials = len(self._template["prefix"]) + len(self._template["middle"]) + len(self._template["suffix"])
-        room = max_seq_length - self._specials
+        room = self.max_seq_length - self._specials
         if room < 32:
-            raise ValueError(f"max_seq_length {max_seq_length} leaves no room for question and passage")
+            raise ValueError(f"max_seq_length {self.max_seq_length} leaves no room for question and passage")
         # A question may take at most half of a window; the passage always gets the rest.
         self.max_question_tokens = min(max_question_tokens, room // 2)
         budget = room - self.max_question_tokens
-        self.doc_stride = min(doc_stride, budget // 2)
+        self.doc_stride = min(cfg.doc_stride, budget // 2)
+        cfg.in_use()
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Reader":
+        return cls(config=config)
 
     def _pair_template(self) -> dict:
         """How the tokenizer lays out (question, passage), learned from one probe pair, so that windows can be
@@ -231,6 +244,7 @@ class Reader:
         # CPU bigger batches gain little (about 10%; with ONNX Runtime nothing).
         groups = [w[0] for w in windows] if self.quantized else None
         logits = self._forward([w[2] for w in windows], [w[3] for w in windows], groups)
+        n_best, max_answer_tokens = self.config.n_best, self.config.max_answer_tokens
         candidates: list[list[Span]] = [[] for _ in items]
         null_scores = [math.inf] * len(items)
         for (q, p, ids, _, context_at, token_offset), (start_logits, end_logits) in zip(windows, logits):
@@ -240,12 +254,12 @@ class Reader:
             length = len(ids) - len(self._template["suffix"]) - context_at
             starts = start_logits[context_at : context_at + length]
             ends = end_logits[context_at : context_at + length]
-            top_starts = np.argsort(-starts)[: self.n_best]
-            top_ends = np.argsort(-ends)[: self.n_best]
+            top_starts = np.argsort(-starts)[:n_best]
+            top_ends = np.argsort(-ends)[:n_best]
             passage = items[q][1][p]
             for s in top_starts:
                 for e in top_ends:
-                    if e < s or e - s + 1 > self.max_answer_tokens:
+                    if e < s or e - s + 1 > max_answer_tokens:
                         continue
                     char_start = offsets[token_offset + s][0]
                     char_end = offsets[token_offset + e][1]
@@ -261,7 +275,7 @@ class Reader:
                 if key not in seen:
                     seen.add(key)
                     unique.append(span)
-                if len(unique) >= self.n_best:
+                if len(unique) >= n_best:
                     break
             readings.append(Reading(unique, null_scores[q] if null_scores[q] != math.inf else 0.0))
         return readings
@@ -272,8 +286,9 @@ class Reader:
         results: list = [None] * len(all_ids)
         order = sorted(range(len(all_ids)), key=lambda i: (groups[i] if groups else 0, len(all_ids[i])))
         batches: list[list[int]] = []
+        batch_size = self.config.reader_batch_size
         for i in order:
-            if batches and len(batches[-1]) < self.batch_size and (groups is None or groups[batches[-1][0]] == groups[i]):
+            if batches and len(batches[-1]) < batch_size and (groups is None or groups[batches[-1][0]] == groups[i]):
                 batches[-1].append(i)
             else:
                 batches.append([i])

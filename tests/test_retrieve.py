@@ -19,7 +19,7 @@ def test_fusion_breaks_ties_by_the_first_ranking():
 def test_retrieved_chunks_follow_the_fused_order_and_tie_by_lexical_rank(shipped_bot):
     hits = shipped_bot.retriever.run(shipped_bot.index, ["What does CSTO stand for?"], top_k=6)[0]
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    k = shipped_bot.retriever.rrf_k
+    k = shipped_bot.config.rrf_k
     for hit in hits:
         expected = sum(1 / (k + rank) for rank in (hit.dense_rank, hit.lexical_rank) if rank is not None)
         assert hit.score == pytest.approx(expected)

@@ -39,13 +39,13 @@ def main() -> None:
     results: dict = {"questions": len(questions), "chunks": len(index.chunks)}
 
     texts = [q.question for q in questions]
-    dense = index.search_dense(retriever.embedder.embed_questions(texts), retriever.candidates)
-    lexical = index.search_bm25(texts, retriever.candidates)
+    dense = index.search_dense(retriever.embedder.embed_questions(texts), retriever.config.candidates)
+    lexical = index.search_bm25(texts, retriever.config.candidates)
     for first in ("lexical", "dense"):
         hits = {1: 0, 2: 0, 4: 0}
         for q, dense_hits, lexical_hits in zip(questions, dense, lexical):
             rankings = [[i for i, _ in lexical_hits], [i for i, _ in dense_hits]]
-            fused = reciprocal_rank_fusion(rankings if first == "lexical" else rankings[::-1], retriever.rrf_k)
+            fused = reciprocal_rank_fusion(rankings if first == "lexical" else rankings[::-1], retriever.config.rrf_k)
             rank = _first_holding_gold([index.chunks[i].text for i, _ in fused[:4]], q.answers)
             for k in hits:
                 hits[k] += 0 < rank <= k

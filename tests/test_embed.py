@@ -12,6 +12,7 @@ def fp32():
     return Embedder(runtime="torch", embed_precision="fp32")
 
 
+@pytest.mark.slow
 def test_vectors_are_normalised_and_questions_are_cached(fp32):
     vectors = fp32.embed(TEXTS)
     assert vectors.shape == (3, fp32.dimension) and vectors.dtype == np.float32
@@ -21,6 +22,7 @@ def test_vectors_are_normalised_and_questions_are_cached(fp32):
     assert set(TEXTS[:2]) <= set(fp32._cache)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_faster_precisions_keep_the_ranking(fp32, precision):
     other = Embedder(runtime="torch", embed_precision=precision)
@@ -40,6 +42,7 @@ def test_precision_is_checked_and_auto_resolves():
     assert resolve_precision("bf16", runtime="onnx") == "fp32"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_max_tokens_embeds_the_head_of_long_texts(fp32, runtime):
     short = Embedder(embed_precision="fp32", runtime=runtime, embed_max_tokens=16)

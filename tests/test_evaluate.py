@@ -87,6 +87,7 @@ def test_eval_reports_metrics_resumes_and_writes_reports(plumbing_bot, tmp_path)
     assert page.count("data:image/png;base64,") == 3 and "Who chaired the session?" in page
 
 
+@pytest.mark.slow
 def test_cli_eval_on_the_seed_questions(tmp_path, tiny_reader, corpus):
     out = tmp_path / "metrics.json"
     result = subprocess.run(

@@ -87,6 +87,7 @@ def test_int8_onnx_reader_keeps_down_projections_and_span_head_in_fp32(tiny_read
     assert not any("intermediate" in name for name in plain)  # up-projections are int8
 
 
+@pytest.mark.slow
 def test_onnx_embedder_matches_sentence_transformers():
     texts = [PASSAGE, "Where was the treaty signed?", "A much longer text. " * 80, "x"]
     exported = Embedder(embed_precision="fp32", runtime="onnx")

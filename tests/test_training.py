@@ -1,6 +1,7 @@
 """Training plumbing with the tiny random reader: features and their cache, schedule, batches, resume, time limit."""
 
 import json
+import math
 import random
 
 import pytest
@@ -19,6 +20,7 @@ def squad_file(tmp_path):
     return write_squad(tmp_path / "tiny-squad.json")
 
 
+@pytest.mark.slow
 def test_tokenising_in_worker_processes_gives_the_same_features(squad_file, tiny_reader):
     from transformers import AutoTokenizer
 
@@ -53,6 +55,7 @@ def test_length_grouped_batches_cover_every_feature_once_and_repeat_per_epoch():
     assert padding < unsorted / 4  # grouped by length: little padding
 
 
+@pytest.mark.slow
 def test_train_resume_and_time_limit(squad_file, tiny_reader, tmp_path):
     config = TrainConfig(train_file=str(squad_file), base_model=tiny_reader, output_dir=str(tmp_path / "run"),
                          max_seq_length=64, doc_stride=16, batch_size=2, epochs=1.0, bf16=False, checkpoint_every=2,
@@ -104,3 +107,22 @@ def test_feature_cache_follows_the_training_file_and_the_base_model(squad_file, 
     tokenizer.save_pretrained(copy)
     assert feature_cache_path(config, str(copy)) != feature_cache_path(config, tiny_reader)
     assert len(list((tmp_path / "run").glob("features-*.pt"))) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_runs_on_a_gpu_in_bf16(squad_file, tiny_reader, tmp_path):
+    from qa.read import Reader
+
+    config = TrainConfig(train_file=str(squad_file), base_model=tiny_reader, output_dir=str(tmp_path / "gpu"),
+                         max_seq_length=64, doc_stride=16, batch_size=4, epochs=2.0, device="cuda", bf16=True,
+                         log_every=1, other_paragraph_negatives=0.5, cut_sentence_negatives=0.5)
+    final = train(config)
+    state = torch.load(tmp_path / "gpu" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    losses = [float(line.split(" loss ")[1].split()[0]) for line in (tmp_path / "gpu" / "train.log").read_text()
+              .splitlines() if " loss " in line]
+    assert state["step"] == len(losses) > 0 and all(math.isfinite(loss) for loss in losses)
+    reading = Reader(final, runtime="torch", quantize=False).run("Where was the treaty signed?",
+                                                                 ["The treaty was signed in Dushanbe in 1992."])
+    assert reading.spans  # the weights trained on the GPU load and read on the CPU

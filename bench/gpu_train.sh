@@ -17,6 +17,7 @@ DEADLINE=${DEADLINE:-0}              # seconds this script may take in all (0: n
 MIN_V1_F1=${MIN_V1_F1:-0}            # choose on v2.0 F1 among the variants at least this good on v1.1
 WORKERS=${WORKERS:-4}                # tokenising processes per variant
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 HF_HUB_OFFLINE=1
+export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"   # qa, not installed there
 mkdir -p "$OUT_DIR" "$RUNS"
 started=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - started ))s] $*"; }

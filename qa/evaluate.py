@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+import statistics
 import string
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qa.load import Document, make_document
+from qa.squad import SquadQuestion, SquadSet, read_squad
 
 # -- the official SQuAD normalisation, written out --------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -77,8 +79,6 @@ def read_questions(path: str | Path) -> tuple[list[EvalQuestion], list[Document]
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".json", ".json.gz")):
-        from qa.squad import read_squad
-
         squad = read_squad(path)
         counts: dict[str, int] = collections.Counter()
         ids = []
@@ -298,3 +298,50 @@ td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 <body><h1>{html.escape(title)}</h1><table>{metric_rows}</table><h2>Plots</h2>{plots}
 <h2>Lowest-scoring questions</h2><table><tr><th>question</th><th>gold</th><th>prediction</th><th>confidence</th>
 <th>F1</th></tr>{question_rows}</table></body></html>""", encoding="utf-8")
+
+
+# -- a reader on its own: the gold paragraph given (bench/reader.py, bench/select_reader.py) --------------------
+def read_gold_paragraphs(reader, squad: SquadSet, questions: list[SquadQuestion], batch: int = 64,
+                         label: str = "read") -> list:
+    """The reader's Reading of each SQuAD question over its own (gold) paragraph alone, in batches."""
+    readings = []
+    for offset in tqdm(range(0, len(questions), batch), desc=label, unit="batch"):
+        part = questions[offset : offset + batch]
+        readings.extend(reader.run_many([(q.question, [squad.contexts[q.context_index]]) for q in part]))
+    return readings
+
+
+def squad_scores(questions: list[SquadQuestion], predictions: list[str]) -> dict:
+    """EM and F1 in percent (an unanswerable question is right when the prediction is ""); with unanswerable
+    questions also answerable F1, unanswerable accuracy and no-answer accuracy."""
+    em = [exact_match(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
+    f1 = [f1_score(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
+    out = {"questions": len(questions), "exact_match": round(100 * np.mean(em), 2), "f1": round(100 * np.mean(f1), 2)}
+    has = [i for i, q in enumerate(questions) if not q.is_impossible]
+    no = [i for i, q in enumerate(questions) if q.is_impossible]
+    if no:
+        out["answerable_f1"] = round(100 * np.mean([f1[i] for i in has]), 2)
+        out["unanswerable_accuracy"] = round(100 * np.mean([predictions[i] == "" for i in no]), 2)
+        out["no_answer_accuracy"] = round(100 * np.mean([(predictions[i] == "") == questions[i].is_impossible
+                                                          for i in range(len(questions))]), 2)
+    return out
+
+
+def window_latencies(readers: dict, runs: int = 60, length: int = 256) -> dict[str, float]:
+    """Median milliseconds for one full 256-token window, batch of 1, per reader. The readers take turns, so
+    that this VM's drift between minutes falls on all of them alike."""
+    import torch
+
+    ids = torch.randint(1000, 20000, (1, length))
+    tensors = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    with torch.inference_mode():
+        for i in range(runs + 5):
+            for name, reader in readers.items():
+                inputs = arrays if reader.runtime == "onnx" else tensors
+                started = time.perf_counter()
+                reader.model(**inputs)
+                if i >= 5:
+                    times[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}

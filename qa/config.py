@@ -46,7 +46,7 @@ class Config:
     embed_precision: str = "auto"
     # Tokens of a chunk the embedder sees (0: the model's own limit, 256 for all-MiniLM-L6-v2). 128 is the length
     # all-MiniLM-L6-v2 was trained on; chunks overlap, so the tail cut here is the next chunk's head. On SQuAD dev
-    # it builds the index 11% faster at the same recall@5 (bench/results/index_speed.json).
+    # it builds the index faster at the same recall@5 (bench/results/index_speed.json).
     embed_max_tokens: int = 128
     reader: str = str(SHIPPED_READER)
 

@@ -148,7 +148,7 @@ class Embedder:
             self.dimension = int(self.model.get_embedding_dimension())
             self._identity = _identity(self.model)
             self.max_tokens = self.model.max_seq_length  # longer texts are embedded by their first max_tokens tokens
-        # 0: 16 texts a batch under ONNX Runtime (about 10% faster than 64 on two cores), 64 under PyTorch.
+        # 0: 16 texts a batch under ONNX Runtime (faster than 64 on two cores), 64 under PyTorch.
         self.batch_size = batch_size or (16 if self.runtime == "onnx" else 64)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size

@@ -4,8 +4,8 @@ Passages are tokenised once and cached; each question is spliced in front of win
 chunk is never tokenised twice. All windows of all questions in a call go through the model in
 length-sorted batches. A span's score is start logit + end logit; its window's [CLS] score (start + end
 logit at position 0) is that window's no-answer score. Spans are ranked by their margin over their own
-window's no-answer score, so a window that says "not here" holds its spans back (SQuAD dev, 1,000 questions
-over all 2,067 paragraphs, four chunks each: F1 68.07 ranked by margin, 67.28 by raw score; bench/ranking.py).
+window's no-answer score, so a window that says "not here" holds its spans back (higher end-to-end F1 on SQuAD
+dev than ranking by raw score: bench/ranking.py, bench/results/ranking.json).
 Confidence is a logistic function of the margin, fitted on held-out data when the model folder carries a
 calibration.json.
 """
@@ -116,8 +116,9 @@ def load_reader_model(path: str, device: str = "cpu", quantize: bool = False, ru
 def quantize_int8(model, keep_down_projections: bool = True):
     """Dynamic int8 for the linear layers, per output channel. By default it skips the span head and the
     feed-forward down-projections (in_features > out_features): their inputs carry the largest activation
-    outliers, and on SQuAD v1.1 dev quantising them cost about 2 F1 where this mix costs about 0.4
-    (bench/results/reader.json). The embedder quantises every layer (keep_down_projections=False)."""
+    outliers, and on SQuAD v1.1 dev quantising them cost several times the F1 that this mix costs (measured when
+    the mix was chosen; bench/results/reader.json has it against fp32). The embedder quantises every layer
+    (keep_down_projections=False)."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
@@ -241,7 +242,7 @@ class Reader:
                     windows.append((q, p, ids, types, context_at, token_offset))
         # Dynamic int8 scales activations per call, so a window's logits depend on the windows beside it: windows of
         # different questions never share a call, and a question gets the same answer alone or among others. On a
-        # CPU bigger batches gain little (about 10%; with ONNX Runtime nothing).
+        # CPU bigger batches gain little (with ONNX Runtime nothing).
         groups = [w[0] for w in windows] if self.quantized else None
         logits = self._forward([w[2] for w in windows], [w[3] for w in windows], groups)
         n_best, max_answer_tokens = self.config.n_best, self.config.max_answer_tokens

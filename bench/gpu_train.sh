@@ -17,6 +17,7 @@ DEADLINE=${DEADLINE:-0}              # seconds this script may take in all (0: n
 MIN_V1_F1=${MIN_V1_F1:-0}            # choose on v2.0 F1 among the variants at least this good on v1.1
 WORKERS=${WORKERS:-4}                # tokenising processes per variant
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 HF_HUB_OFFLINE=1
+export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"   # qa, not installed there
 mkdir -p "$OUT_DIR" "$RUNS"
 started=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - started ))s] $*"; }
@@ -32,7 +33,7 @@ first=$(head -n 1 <<<"$VARIANTS" | cut -d' ' -f1)
 
 stamp "device: $($PY -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"
 while read -r name lr epochs other cut edited negated swapped condition; do
-  $PY -m qa.train --train-file "$DATA/train-v1.1.json.gz" --base-model "$BASE" --output-dir "$RUNS/$name" \
+  $PY -m qa.training --train-file "$DATA/train-v1.1.json.gz" --base-model "$BASE" --output-dir "$RUNS/$name" \
     --device "$DEVICE" --learning-rate "$lr" --epochs "$epochs" --other-paragraph-negatives "$other" \
     --cut-sentence-negatives "$cut" --edited-question-negatives "${edited:-0}" \
     --negated-question-negatives "${negated:-0}" --swapped-name-negatives "${swapped:-0}" \
@@ -49,7 +50,7 @@ for name in $(cut -d' ' -f1 <<<"$VARIANTS"); do tail -n 3 "$RUNS/$name/train.log
 pack() {
   local folder=$1
   rm -rf "$RUNS/pack" "$RUNS/parts" && mkdir -p "$RUNS/pack" "$RUNS/parts"
-  $PY -c "from qa.train import export_reader; export_reader('$folder', '$RUNS/pack/reader')" || return 1
+  $PY -c "from qa.training.export import export_reader; export_reader('$folder', '$RUNS/pack/reader')" || return 1
   cp "$folder/../train.log" "$folder/../train_config.json" "$folder/calibration.json" "$RUNS/pack/reader/" 2>/dev/null
   cp "$RUNS/selection.json" "$RUNS/pack/" 2>/dev/null
   for name in $(cut -d' ' -f1 <<<"$VARIANTS"); do

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from qa import QA
+from qa.evaluate import RECALL_DEPTH, gold_ranks, read_questions
+from qa.squad import SQUAD_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from qa import QA  # noqa: E402
-from qa.evaluate import RECALL_DEPTH, gold_ranks, read_questions  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "squad"
 
 
 def main() -> None:
@@ -33,7 +30,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="paragraphs (and their questions) to use; 0: all")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "index_speed.json"))
     args = parser.parse_args()
-    questions, documents = read_questions(DATA / "dev-v1.1.json.gz")
+    questions, documents = read_questions(SQUAD_DIR / "dev-v1.1.json.gz")
     if args.limit:
         documents = documents[: args.limit]
         kept = {d.text for d in documents}

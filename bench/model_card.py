@@ -6,17 +6,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from qa.config import SHIPPED_READER, Config
 
-from qa.config import SHIPPED_READER, Config  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     config = json.loads((SHIPPED_READER / "training_config.json").read_text())
+    # Runs before qa.training took Config's names wrote max_length and stride.
+    window = config.get("max_seq_length", config.get("max_length"))
+    stride = config.get("doc_stride", config.get("stride"))
     results = json.loads((ROOT / "bench" / "results" / "reader.json").read_text())
     log_tail = (SHIPPED_READER / "training_log_tail.txt").read_text().strip()
     size_mb = sum(f.stat().st_size for f in SHIPPED_READER.iterdir()) / 1e6
@@ -63,8 +64,8 @@ channel, all linear layers but the feed-forward down-projections and the span he
   negatives labelled at [CLS]: questions paired with another paragraph of the same article, questions asked
   of their own paragraph with the answer's sentence cut out, and (stage 3) questions edited so that their own
   paragraph cannot answer them: a name or number swapped for one it never mentions, a word for its antonym,
-  the question negated, or a name swapped for another name of the paragraph (see `qa/train.py`). Windows of up to {config['max_length']} tokens,
-  stride {config['stride']}.
+  the question negated, or a name swapped for another name of the paragraph (see `qa/training/negatives.py`). Windows of up to {window} tokens,
+  stride {stride}.
 - **Stage 1** (this 2-core CPU, about two hours): {stage1['epochs']} epoch from the base, negatives
   {stage1['other_paragraph_negatives']:.0%} + {stage1['cut_sentence_negatives']:.0%}, batch
   {stage1['batch_size']}, AdamW lr {stage1['learning_rate']}, bf16 autocast. SQuAD v1.1 dev F1 76.5 (int8).

@@ -6,21 +6,17 @@
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from qa import QA
+from qa.config import SHIPPED_READER
+from qa.evaluate import f1_score, window_latencies
+from qa.read import Reader
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from reader import window_latencies  # noqa: E402
-
-from qa import QA  # noqa: E402
-from qa.config import SHIPPED_READER  # noqa: E402
-from qa.evaluate import f1_score  # noqa: E402
-from qa.read import Reader  # noqa: E402
 
 reader = str(SHIPPED_READER)
 windows = window_latencies({"onnx_int8": Reader(reader, quantize=True, runtime="onnx"),

@@ -11,20 +11,17 @@
 import argparse
 import json
 import random
-import sys
 import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from qa import QA
+from qa.evaluate import _first_holding_gold, f1_score, read_questions
+from qa.retrieve import reciprocal_rank_fusion
+from qa.squad import SQUAD_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from qa import QA  # noqa: E402
-from qa.evaluate import _first_holding_gold, f1_score, read_questions  # noqa: E402
-from qa.retrieve import reciprocal_rank_fusion  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "squad"
 
 
 def main() -> None:
@@ -32,20 +29,20 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1000, help="questions for the span-ranking comparison")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ranking.json"))
     args = parser.parse_args()
-    questions, documents = read_questions(DATA / "dev-v1.1.json.gz")
+    questions, documents = read_questions(SQUAD_DIR / "dev-v1.1.json.gz")
     bot = QA(index_dir=tempfile.mkdtemp(prefix="ranking-"), corpus=[])
     bot.add_documents(documents)
     index, retriever = bot.index, bot.retriever
     results: dict = {"questions": len(questions), "chunks": len(index.chunks)}
 
     texts = [q.question for q in questions]
-    dense = index.search_dense(retriever.embedder.embed_questions(texts), retriever.candidates)
-    lexical = index.search_bm25(texts, retriever.candidates)
+    dense = index.search_dense(retriever.embedder.embed_questions(texts), retriever.config.candidates)
+    lexical = index.search_bm25(texts, retriever.config.candidates)
     for first in ("lexical", "dense"):
         hits = {1: 0, 2: 0, 4: 0}
         for q, dense_hits, lexical_hits in zip(questions, dense, lexical):
             rankings = [[i for i, _ in lexical_hits], [i for i, _ in dense_hits]]
-            fused = reciprocal_rank_fusion(rankings if first == "lexical" else rankings[::-1], retriever.rrf_k)
+            fused = reciprocal_rank_fusion(rankings if first == "lexical" else rankings[::-1], retriever.config.rrf_k)
             rank = _first_holding_gold([index.chunks[i].text for i, _ in fused[:4]], q.answers)
             for k in hits:
                 hits[k] += 0 < rank <= k

@@ -13,111 +13,24 @@ import argparse
 import json
 import platform
 import random
-import statistics
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from qa.calibrate import article_halves, fit_abstention, v2_predictions, write_calibration
+from qa.config import SHIPPED_READER
+from qa.evaluate import read_gold_paragraphs, squad_scores, window_latencies
+from qa.read import Reader
+from qa.squad import SQUAD_DIR, read_squad
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from qa.calibrate import fit_logistic  # noqa: E402
-from qa.config import SHIPPED_READER  # noqa: E402
-from qa.evaluate import exact_match, f1_score  # noqa: E402
-from qa.read import Calibration, Reader  # noqa: E402
-from qa.squad import read_squad  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "squad"
-
-
-def read_all(reader: Reader, squad, questions, batch: int = 64, label: str = "read"):
-    readings = []
-    for offset in tqdm(range(0, len(questions), batch), desc=label, unit="batch"):
-        part = questions[offset : offset + batch]
-        readings.extend(reader.run_many([(q.question, [squad.contexts[q.context_index]]) for q in part]))
-    return readings
-
-
-def squad_scores(questions, predictions) -> dict:
-    em = [exact_match(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
-    f1 = [f1_score(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
-    out = {"questions": len(questions), "exact_match": round(100 * np.mean(em), 2), "f1": round(100 * np.mean(f1), 2)}
-    has = [i for i, q in enumerate(questions) if not q.is_impossible]
-    no = [i for i, q in enumerate(questions) if q.is_impossible]
-    if no:
-        out["answerable_f1"] = round(100 * np.mean([f1[i] for i in has]), 2)
-        out["unanswerable_accuracy"] = round(100 * np.mean([predictions[i] == "" for i in no]), 2)
-        out["no_answer_accuracy"] = round(100 * np.mean([(predictions[i] == "") == questions[i].is_impossible
-                                                          for i in range(len(questions))]), 2)
-    return out
-
-
-def article_halves(squad, questions) -> tuple[list[int], list[int], str]:
-    """Indices of the questions from every other article (titles sorted), of the rest, and a description."""
-    titles = sorted(set(squad.titles))
-    fit_titles = set(titles[::2])
-    fit = [i for i, q in enumerate(questions) if squad.titles[q.context_index] in fit_titles]
-    held = [i for i, q in enumerate(questions) if squad.titles[q.context_index] not in fit_titles]
-    return fit, held, f"{len(fit)} questions from every other article ({len(fit_titles)} of {len(titles)})"
-
-
-def fit_calibration(questions, readings, fit: list[int]) -> Calibration:
-    """Logistic map from the best span's margin to its F1 (0 for unanswerable questions), on `fit` only."""
-    margins = np.array([readings[i].best.margin if readings[i].best else -30.0 for i in fit])
-    correctness = np.array([0.0 if questions[i].is_impossible or not readings[i].best else
-                            f1_score(readings[i].best.text, questions[i].answers) for i in fit])
-    return Calibration(*fit_logistic(margins, correctness))
-
-
-def write_calibration(folder: str | Path, calibration: Calibration, fitted_on: str, **extra) -> None:
-    (Path(folder) / "calibration.json").write_text(json.dumps(
-        {"slope": calibration.slope, "intercept": calibration.intercept, "fitted_on": f"SQuAD v2.0 dev, {fitted_on}",
-         "target": "F1 of the best span", **extra}, indent=1))
-
-
-def fit_abstention(questions, readings, fit: list[int]) -> tuple[Calibration, float]:
-    """Calibration and the threshold that maximise F1 on the questions listed in `fit`."""
-    calibration = fit_calibration(questions, readings, fit)
-    fit_questions, fit_readings = [questions[i] for i in fit], [readings[i] for i in fit]
-    best = max(np.arange(0.05, 0.96, 0.05),
-               key=lambda t: squad_scores(fit_questions, v2_predictions(fit_readings, calibration, t))["f1"])
-    return calibration, round(float(best), 2)
-
-
-def v2_predictions(readings, calibration: Calibration, threshold: float) -> list[str]:
-    out = []
-    for r in readings:
-        best = r.best
-        out.append(best.text if best is not None and calibration(best.margin) >= threshold else "")
-    return out
-
-
-def window_latencies(readers: dict[str, Reader], runs: int = 60, length: int = 256) -> dict[str, float]:
-    """Median milliseconds for one full 256-token window, batch of 1, per reader. The readers take turns, so
-    that this VM's drift (up to 40% between minutes) falls on all of them alike."""
-    ids = torch.randint(1000, 20000, (1, length))
-    tensors = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-    arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
-    times: dict[str, list[float]] = {name: [] for name in readers}
-    with torch.inference_mode():
-        for i in range(runs + 5):
-            for name, reader in readers.items():
-                inputs = arrays if reader.runtime == "onnx" else tensors
-                started = time.perf_counter()
-                reader.model(**inputs)
-                if i >= 5:
-                    times[name].append((time.perf_counter() - started) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reader", default=str(SHIPPED_READER))
-    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--data", default=str(SQUAD_DIR))
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")
     parser.add_argument("--covid-sample", type=int, default=100, help="COVID-QA questions (long papers: sampled)")
     parser.add_argument("--calibrate", action="store_true", help="fit and write calibration.json in the reader folder")
@@ -130,8 +43,8 @@ def main() -> None:
 
     from qa.runtime import resolve_runtime
 
-    int8 = Reader(args.reader, quantize=True)  # PyTorch dynamic int8
-    fp32 = Reader(args.reader, quantize=False)
+    int8 = Reader(args.reader, quantize=True, runtime="torch")  # PyTorch dynamic int8
+    fp32 = Reader(args.reader, quantize=False, runtime="torch")
     readers = {"int8": int8, "fp32": fp32}
     if resolve_runtime("auto") == "onnx":  # the product's default where onnxruntime is installed
         readers = {"onnx_int8": Reader(args.reader, quantize=True, runtime="onnx"), **readers}
@@ -157,12 +70,14 @@ def main() -> None:
     # -- SQuAD v2.0 dev: fit the calibration on one half of the articles, report on the other half and on all.
     v2 = read_squad(data / "dev-v2.0.json.gz")
     v2_questions = v2.questions[: args.limit] if args.limit else v2.questions
-    v2_readings = read_all(default, v2, v2_questions, label=f"dev-v2.0 {default_name}")
+    v2_readings = read_gold_paragraphs(default, v2, v2_questions, label=f"dev-v2.0 {default_name}")
     fit, held, fitted_on = article_halves(v2, v2_questions)
     fitted, tuned_threshold = fit_abstention(v2_questions, v2_readings, fit)
     if args.calibrate:
         calibration = fitted
-        write_calibration(args.reader, calibration, fitted_on, best_threshold_on_fit_half=tuned_threshold)
+        write_calibration(args.reader, calibration, {"fitted_on": f"SQuAD v2.0 dev, {fitted_on}",
+                                                     "runtime": default.runtime, "variant": default_name,
+                                                     "best_threshold_on_fit_half": tuned_threshold})
     from qa.config import Config
 
     # SQuAD 2.0 practice: the abstention threshold is tuned for F1; here on one half, reported on both.
@@ -191,7 +106,7 @@ def main() -> None:
         if sample and len(questions) > sample:
             questions = random.Random(0).sample(questions, sample)
         for variant, reader in variants:
-            readings = read_all(reader, squad, questions, label=f"{name} {variant}")
+            readings = read_gold_paragraphs(reader, squad, questions, label=f"{name} {variant}")
             results[f"{name}_{variant}"] = squad_scores(questions, [r.best.text if r.best else "" for r in readings])
             save()
 

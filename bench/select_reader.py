@@ -18,27 +18,23 @@ import sys
 import time
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from reader import (DATA, article_halves, fit_abstention, read_all, squad_scores, v2_predictions,  # noqa: E402
-                    write_calibration)
-
-from qa.read import Reader  # noqa: E402
-from qa.squad import read_squad  # noqa: E402
+from qa.calibrate import article_halves, fit_abstention, v2_predictions, write_calibration
+from qa.evaluate import read_gold_paragraphs, squad_scores
+from qa.read import Reader
+from qa.squad import SQUAD_DIR, read_squad
 
 
-def evaluate(folder: str, device: str, batch_size: int, limit: int, data: Path = DATA) -> dict:
-    reader = Reader(folder, device=device, batch_size=batch_size)
+def evaluate(folder: str, device: str, batch_size: int, limit: int, data: Path = SQUAD_DIR) -> dict:
+    reader = Reader(folder, device=device, reader_batch_size=batch_size)  # the product's variant on a CPU
     started = time.time()
     v1 = read_squad(data / "dev-v1.1.json.gz")
     v1_questions = v1.questions[:limit] if limit else v1.questions
-    v1_readings = read_all(reader, v1, v1_questions, batch=256, label=f"{folder} v1.1")
+    v1_readings = read_gold_paragraphs(reader, v1, v1_questions, batch=256, label=f"{folder} v1.1")
     result = {"reader": folder, "squad_v1_dev": squad_scores(v1_questions,
                                                              [r.best.text if r.best else "" for r in v1_readings])}
     v2 = read_squad(data / "dev-v2.0.json.gz")
     v2_questions = v2.questions[:limit] if limit else v2.questions
-    v2_readings = read_all(reader, v2, v2_questions, batch=256, label=f"{folder} v2.0")
+    v2_readings = read_gold_paragraphs(reader, v2, v2_questions, batch=256, label=f"{folder} v2.0")
     fit, held, fitted_on = article_halves(v2, v2_questions)
     calibration, threshold = fit_abstention(v2_questions, v2_readings, fit)
     predictions = v2_predictions(v2_readings, calibration, threshold)
@@ -47,7 +43,8 @@ def evaluate(folder: str, device: str, batch_size: int, limit: int, data: Path =
                                                         [predictions[i] for i in held])
     result["calibration"] = {"slope": calibration.slope, "intercept": calibration.intercept,
                              "best_threshold_on_fit_half": threshold}
-    write_calibration(folder, calibration, fitted_on, best_threshold_on_fit_half=threshold)
+    write_calibration(folder, calibration, {"fitted_on": f"SQuAD v2.0 dev, {fitted_on}", "runtime": reader.runtime,
+                                            "best_threshold_on_fit_half": threshold})
     result["seconds"] = round(time.time() - started, 1)
     return result
 
@@ -56,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("readers", nargs="+", help="reader folders (AutoModelForQuestionAnswering + tokenizer), "
                         "or result files of earlier runs (*.json) to rank")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with dev-v1.1.json.gz and dev-v2.0.json.gz")
+    parser.add_argument("--data", type=Path, default=SQUAD_DIR, help="folder with dev-v1.1.json.gz and dev-v2.0.json.gz")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")

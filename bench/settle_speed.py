@@ -14,16 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from qa import QA
+from qa.evaluate import f1_score, read_questions
+from qa.squad import SQUAD_DIR
 
-from qa import QA  # noqa: E402
-from qa.evaluate import f1_score, read_questions  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 SETTLES = tuple(float(a) for a in sys.argv[1:]) or (0.5, 0.35, 0.25)
 seed_rows = [json.loads(line) for line in (ROOT / "seeds" / "questions.jsonl").read_text().splitlines()]
 seed_bot = QA(index_dir=tempfile.mkdtemp())
-questions, documents = read_questions(ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json.gz")
+questions, documents = read_questions(SQUAD_DIR / "dev-v1.1.json.gz")
 squad_bot = QA(index_dir=tempfile.mkdtemp(), corpus=[])
 squad_bot.add_documents(documents)
 sets = {"seed": (seed_bot, [(r["question"], r["answers"]) for r in seed_rows] * 2),

@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from qa import QA
+from qa.evaluate import EvalQuestion, f1_score, read_questions
+from qa.squad import SQUAD_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from qa import QA  # noqa: E402
-from qa.evaluate import EvalQuestion, f1_score, read_questions  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "squad"
 
 
 def percentile(values, q) -> float:
@@ -127,7 +125,7 @@ def main() -> None:
     results["seed"] = measure(bot, qa_pipeline, seed_questions, "seed questions")
 
     # SQuAD dev: the 2,067 paragraphs as the corpus, 500 sampled questions.
-    questions, documents = read_questions(DATA / "dev-v1.1.json.gz")
+    questions, documents = read_questions(SQUAD_DIR / "dev-v1.1.json.gz")
     if args.smoke:
         documents = documents[:20]
         questions = questions[:60]

@@ -6,7 +6,7 @@ import importlib
 
 from qa.config import Config  # noqa: F401  (sets the offline environment before any model library loads)
 
-# Public names load on first use, so that `python -m qa.train` (say, on a GPU machine with only torch and
+# Public names load on first use, so that `python -m qa.training` (say, on a GPU machine with only torch and
 # transformers) does not import FAISS, BM25 or Gradio.
 _EXPORTS = {
     "QA": "qa.answer", "Answer": "qa.answer", "QuestionError": "qa.answer", "Chunk": "qa.chunk",

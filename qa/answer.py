@@ -107,13 +107,11 @@ class QA:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.embedder = Embedder(cfg.embedder_path(), device=cfg.device, precision=cfg.embed_precision,
-                                 runtime=cfg.runtime, max_tokens=cfg.embed_max_tokens)
+        # The components share this Config: live settings changed on it take effect, others are refused.
+        self.embedder = Embedder.from_config(cfg)
         self.chunker = Chunker(self.embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap_tokens)
-        self.retriever = Retriever(self.embedder, cfg.top_k, cfg.candidates, cfg.rrf_k, cfg.use_bm25)
-        self.reader = Reader(cfg.reader, cfg.max_seq_length, cfg.doc_stride, cfg.max_answer_tokens, cfg.n_best,
-                             cfg.reader_batch_size, cfg.quantize, cfg.device, bf16=cfg.reader_bf16,
-                             runtime=cfg.runtime)
+        self.retriever = Retriever(self.embedder, cfg)
+        self.reader = Reader.from_config(cfg)
         self.scorer = AnswerScorer.for_reader(cfg.reader) if cfg.use_scorer else None
         self.store = IndexStore(cfg.index_dir)
         self.fingerprint = Fingerprint(self.embedder.name(), self.embedder.dimension, self.chunker.settings())

@@ -19,7 +19,7 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ def derived_set(train_file: str | Path, articles: int = 60, answerable: int = 30
                 edited: int = 800, absent_share: float = 0.15, seed: int = 13) -> DerivedSet:
     """A corpus of `articles` train articles with `absent_share` of their paragraphs left out, and questions."""
     from qa.squad import read_squad
-    from qa.train import add_impossible_condition, negate_question, swap_name
+    from qa.training.negatives import add_impossible_condition, negate_question, swap_name
 
     squad = read_squad(train_file)
     rng = random.Random(seed)
@@ -190,6 +190,43 @@ def confident_threshold(records: list[dict], scorer: AnswerScorer, precision: fl
         if above and np.mean(above) >= precision:
             return float(t)
     return float(THRESHOLDS[-1])
+
+
+# -- the reader alone, on gold paragraphs (bench/reader.py, bench/select_reader.py) ----------------------------
+def article_halves(squad, questions) -> tuple[list[int], list[int], str]:
+    """Indices of the questions from every other article (titles sorted), of the rest, and a description."""
+    titles = sorted(set(squad.titles))
+    fit_titles = set(titles[::2])
+    fit = [i for i, q in enumerate(questions) if squad.titles[q.context_index] in fit_titles]
+    held = [i for i, q in enumerate(questions) if squad.titles[q.context_index] not in fit_titles]
+    return fit, held, f"{len(fit)} questions from every other article ({len(fit_titles)} of {len(titles)})"
+
+
+def fit_gold_calibration(questions, readings, fit: list[int]) -> Calibration:
+    """Logistic map from the best span's margin to its F1 (0 for unanswerable questions), on `fit` only."""
+    margins = np.array([readings[i].best.margin if readings[i].best else -30.0 for i in fit])
+    correctness = np.array([0.0 if questions[i].is_impossible or not readings[i].best else
+                            f1_score(readings[i].best.text, questions[i].answers) for i in fit])
+    return Calibration(*fit_logistic(margins, correctness))
+
+
+def fit_abstention(questions, readings, fit: list[int]) -> tuple[Calibration, float]:
+    """Calibration and the threshold that maximise F1 on the questions listed in `fit`."""
+    from qa.evaluate import squad_scores
+
+    calibration = fit_gold_calibration(questions, readings, fit)
+    fit_questions, fit_readings = [questions[i] for i in fit], [readings[i] for i in fit]
+    best = max(np.arange(0.05, 0.96, 0.05),
+               key=lambda t: squad_scores(fit_questions, v2_predictions(fit_readings, calibration, t))["f1"])
+    return calibration, round(float(best), 2)
+
+
+def v2_predictions(readings, calibration: Calibration, threshold: float) -> list[str]:
+    out = []
+    for r in readings:
+        best = r.best
+        out.append(best.text if best is not None and calibration(best.margin) >= threshold else "")
+    return out
 
 
 def _harvest_all(bot, questions: list[EvalQuestion], label: str) -> list[dict]:

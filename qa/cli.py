@@ -66,7 +66,8 @@ def cmd_index(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from qa.evaluate import read_questions, run_eval, write_html_report, write_rows
+    from qa.evaluate import read_questions, run_eval
+    from qa.report import write_html_report, write_rows
 
     questions, documents = read_questions(args.questions)
     if args.limit:
@@ -105,7 +106,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from qa.train import export_reader
+    from qa.training.export import export_reader
 
     print(export_reader(args.source, args.target, args.dtype))
     return 0
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs network)")
     serve.set_defaults(run=cmd_serve)
 
-    train = commands.add_parser("train", help="fine-tune a reader (see qa/train.py)", add_help=False)
+    train = commands.add_parser("train", help="fine-tune a reader (see qa/training/)", add_help=False)
     train.set_defaults(run=None)
 
     export = commands.add_parser("export", help="write a trained reader as compact safetensors")
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":
-        from qa.train import main as train_main
+        from qa.training.cli import main as train_main
 
         train_main(argv[1:])
         return 0

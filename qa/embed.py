@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.config import Config
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
@@ -110,12 +111,23 @@ def load_onnx_embedder(path: str, int8: bool):
 
 
 class Embedder:
-    def __init__(self, path: str, device: str = "cpu", batch_size: int = 0, cache_size: int = 4096,
-                 precision: str = "fp32", runtime: str = "torch", max_tokens: int = 0):
+    """Sentence vectors. Its settings come from a Config (the product's defaults unless given, see qa.config):
+    embedder, embed_precision, embed_max_tokens, runtime and device, all read when made.
+
+    >>> Embedder.from_config(config)                               # as QA makes it
+    >>> Embedder(runtime="torch", embed_precision="fp32")          # the defaults but for these settings
+    """
+
+    def __init__(self, path: str | None = None, config: Config | None = None, *, batch_size: int = 0,
+                 cache_size: int = 4096, **settings):
         from qa.runtime import resolve_runtime
 
-        self.path = path
-        self.runtime = resolve_runtime(runtime, device)
+        if path is not None:
+            settings["embedder"] = str(path)
+        cfg = self.config = Config.with_settings(config, settings)
+        self.path = path = cfg.embedder_path()
+        device, precision, max_tokens = cfg.device, cfg.embed_precision, cfg.embed_max_tokens
+        self.runtime = resolve_runtime(cfg.runtime, device)
         self.onnx = self.model = None
         exported = None
         if self.runtime == "onnx":
@@ -136,11 +148,16 @@ class Embedder:
             self.dimension = int(self.model.get_embedding_dimension())
             self._identity = _identity(self.model)
             self.max_tokens = self.model.max_seq_length  # longer texts are embedded by their first max_tokens tokens
-        # 0: 16 texts a batch under ONNX Runtime (about 10% faster than 64 on two cores), 64 under PyTorch.
+        # 0: 16 texts a batch under ONNX Runtime (faster than 64 on two cores), 64 under PyTorch.
         self.batch_size = batch_size or (16 if self.runtime == "onnx" else 64)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        cfg.in_use()
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Embedder":
+        return cls(config=config)
 
     def name(self) -> str:
         """An identity for index fingerprints: the model folder's name and its config."""

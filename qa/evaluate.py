@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+import statistics
 import string
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qa.load import Document, make_document
+from qa.squad import SquadQuestion, SquadSet, read_squad
 
 # -- the official SQuAD normalisation, written out --------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -77,8 +79,6 @@ def read_questions(path: str | Path) -> tuple[list[EvalQuestion], list[Document]
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".json", ".json.gz")):
-        from qa.squad import read_squad
-
         squad = read_squad(path)
         counts: dict[str, int] = collections.Counter()
         ids = []
@@ -309,98 +309,48 @@ def selective(rows: list[Row]) -> dict:
             **{f"f1_at_{c}%_coverage": f1 for c, f1 in coverage_curve(rows, (50, 80, 100))}}
 
 
-# -- output -----------------------------------------------------------------------------------------------------
-def write_rows(rows: list[Row], path: str | Path) -> None:
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        import csv
-
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0]).keys()) if rows else ["id"])
-            writer.writeheader()
-            for row in rows:
-                record = asdict(row)
-                record["gold"] = " | ".join(row.gold)
-                writer.writerow(record)
-    else:
-        path.write_text(json.dumps([asdict(r) for r in rows], indent=1, ensure_ascii=False), encoding="utf-8")
+# -- a reader on its own: the gold paragraph given (bench/reader.py, bench/select_reader.py) --------------------
+def read_gold_paragraphs(reader, squad: SquadSet, questions: list[SquadQuestion], batch: int = 64,
+                         label: str = "read") -> list:
+    """The reader's Reading of each SQuAD question over its own (gold) paragraph alone, in batches."""
+    readings = []
+    for offset in tqdm(range(0, len(questions), batch), desc=label, unit="batch"):
+        part = questions[offset : offset + batch]
+        readings.extend(reader.run_many([(q.question, [squad.contexts[q.context_index]]) for q in part]))
+    return readings
 
 
-def _plot_png(draw) -> str:
-    import base64
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5.2, 3.4), dpi=110)
-    draw(axes)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+def squad_scores(questions: list[SquadQuestion], predictions: list[str]) -> dict:
+    """EM and F1 in percent (an unanswerable question is right when the prediction is ""); with unanswerable
+    questions also answerable F1, unanswerable accuracy and no-answer accuracy."""
+    em = [exact_match(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
+    f1 = [f1_score(p, [] if q.is_impossible else q.answers) for q, p in zip(questions, predictions)]
+    out = {"questions": len(questions), "exact_match": round(100 * np.mean(em), 2), "f1": round(100 * np.mean(f1), 2)}
+    has = [i for i, q in enumerate(questions) if not q.is_impossible]
+    no = [i for i, q in enumerate(questions) if q.is_impossible]
+    if no:
+        out["answerable_f1"] = round(100 * np.mean([f1[i] for i in has]), 2)
+        out["unanswerable_accuracy"] = round(100 * np.mean([predictions[i] == "" for i in no]), 2)
+        out["no_answer_accuracy"] = round(100 * np.mean([(predictions[i] == "") == questions[i].is_impossible
+                                                          for i in range(len(questions))]), 2)
+    return out
 
 
-def write_html_report(report: Report, path: str | Path, title: str = "QA evaluation") -> None:
-    import html
+def window_latencies(readers: dict, runs: int = 60, length: int = 256) -> dict[str, float]:
+    """Median milliseconds for one full 256-token window, batch of 1, per reader. The readers take turns, so
+    that this VM's drift between minutes falls on all of them alike."""
+    import torch
 
-    rows, metrics = report.rows, report.metrics
-
-    def by_type(ax):
-        types = sorted(metrics["f1_by_type"], key=lambda t: -sum(r.type == t for r in rows))
-        ax.bar(types, [metrics["f1_by_type"][t] or 0 for t in types], color="#3b6ea8")
-        ax.set_ylabel("F1")
-        ax.set_ylim(0, 100)
-        ax.set_title("F1 by question type")
-
-    def confidence(ax):
-        bins = np.linspace(0, 1, 11)
-        scores = np.array([r.score for r in rows])
-        correct = np.array([r.f1 for r in rows])
-        centres, means = [], []
-        for low, high in zip(bins[:-1], bins[1:]):
-            inside = (scores >= low) & (scores < high if high < 1 else scores <= high)
-            if inside.any():
-                centres.append((low + high) / 2)
-                means.append(correct[inside].mean())
-        ax.plot([0, 1], [0, 1], "--", color="#999", label="perfect calibration")
-        ax.plot(centres, means, "o-", color="#c0392b", label="observed")
-        ax.set_xlabel("confidence")
-        ax.set_ylabel("mean F1 (0-1)")
-        ax.set_title("Confidence vs correctness")
-        ax.legend(loc="upper left", fontsize=8)
-
-    def coverage(ax):
-        curve = coverage_curve(rows)
-        ax.plot([c for c, _ in curve], [f for _, f in curve], "o-", color="#8e44ad")
-        ax.set_xlabel("coverage: most confident % of questions answered")
-        ax.set_ylabel("F1 of those answers")
-        ax.set_ylim(0, 100)
-        ax.set_title("Selective answering")
-
-    def latency(ax):
-        ax.hist([r.latency_ms for r in rows], bins=30, color="#27ae60")
-        ax.set_xlabel("milliseconds per question")
-        ax.set_title("Latency")
-
-    plots = "".join(f'<img alt="plot" src="data:image/png;base64,{_plot_png(f)}">' for f in (by_type, confidence, coverage, latency))
-    metric_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                          for k, v in metrics.items() if k not in ("f1_by_type", "breakdown"))
-    lost = "".join(f"<tr><td>{html.escape(OUTCOMES[name])}</td><td>{v['questions_%']}</td><td>{v['f1_points_lost']}</td></tr>"
-                   for name, v in metrics.get("breakdown", {}).items())
-    worst = sorted(rows, key=lambda r: (r.f1, -r.score))[:50]
-    question_rows = "".join(
-        f"<tr><td>{html.escape(r.question)}</td><td>{html.escape(' | '.join(r.gold) or '(no answer)')}</td>"
-        f"<td>{html.escape(r.prediction or '(not found)')}</td><td>{r.score:.2f}</td><td>{r.f1:.2f}</td></tr>"
-        for r in worst)
-    Path(path).write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}img{{margin:6px}}</style></head>
-<body><h1>{html.escape(title)}</h1><table>{metric_rows}</table>
-<h2>Where the points go</h2><table><tr><th>outcome</th><th>% of questions</th><th>F1 points lost</th></tr>{lost}</table>
-<h2>Plots</h2>{plots}
-<h2>Lowest-scoring questions</h2><table><tr><th>question</th><th>gold</th><th>prediction</th><th>confidence</th>
-<th>F1</th></tr>{question_rows}</table></body></html>""", encoding="utf-8")
+    ids = torch.randint(1000, 20000, (1, length))
+    tensors = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    with torch.inference_mode():
+        for i in range(runs + 5):
+            for name, reader in readers.items():
+                inputs = arrays if reader.runtime == "onnx" else tensors
+                started = time.perf_counter()
+                reader.model(**inputs)
+                if i >= 5:
+                    times[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -4,8 +4,8 @@ Passages are tokenised once and cached; each question is spliced in front of win
 chunk is never tokenised twice. All windows of all questions in a call go through the model in
 length-sorted batches. A span's score is start logit + end logit; its window's [CLS] score (start + end
 logit at position 0) is that window's no-answer score. Spans are ranked by their margin over their own
-window's no-answer score, so a window that says "not here" holds its spans back (SQuAD dev, 1,000 questions
-over all 2,067 paragraphs, four chunks each: F1 68.07 ranked by margin, 67.28 by raw score; bench/ranking.py).
+window's no-answer score, so a window that says "not here" holds its spans back (higher end-to-end F1 on SQuAD
+dev than ranking by raw score: bench/ranking.py, bench/results/ranking.json).
 Confidence is a logistic function of the margin, fitted on held-out data when the model folder carries a
 calibration.json.
 """
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from qa.config import Config
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ def load_reader_model(path: str, device: str = "cpu", quantize: bool = False, ru
 def quantize_int8(model, keep_down_projections: bool = True):
     """Dynamic int8 for the linear layers, per output channel. By default it skips the span head and the
     feed-forward down-projections (in_features > out_features): their inputs carry the largest activation
-    outliers, and on SQuAD v1.1 dev quantising them cost about 2 F1 where this mix costs about 0.4
-    (bench/results/reader.json). The embedder quantises every layer (keep_down_projections=False)."""
+    outliers, and on SQuAD v1.1 dev quantising them cost several times the F1 that this mix costs (measured when
+    the mix was chosen; bench/results/reader.json has it against fp32). The embedder quantises every layer
+    (keep_down_projections=False)."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
@@ -131,34 +134,45 @@ def quantize_int8(model, keep_down_projections: bool = True):
 
 
 class Reader:
-    def __init__(self, model: str, max_seq_length: int = 256, doc_stride: int = 96, max_answer_tokens: int = 30,
-                 n_best: int = 20, batch_size: int = 16, quantize: bool = False, device: str = "cpu",
-                 max_question_tokens: int = 64, cache_size: int = 50_000, bf16: bool = False, runtime: str = "torch"):
+    """Reads spans from passages. Its settings come from a Config (the product's defaults unless given, see
+    qa.config): n_best, max_answer_tokens and reader_batch_size are read at each call, the rest when made.
+
+    >>> Reader.from_config(config)                        # as QA makes it
+    >>> Reader("my-reader", runtime="torch", quantize=False)  # the defaults but for these settings
+    """
+
+    def __init__(self, model: str | None = None, config: Config | None = None, *, max_question_tokens: int = 64,
+                 cache_size: int = 50_000, **settings):
         from qa.runtime import resolve_runtime
 
-        self.model_name = str(model)
-        self.runtime = resolve_runtime(runtime, device)
-        self.tokenizer, self.model = load_reader_model(self.model_name, device, quantize, self.runtime)
-        self.device = device
-        self.quantized = quantize and device == "cpu"
-        self.bf16 = bf16 and not quantize  # bfloat16 autocast, the alternative to int8 on bf16-capable CPUs
-        self.max_seq_length = max_seq_length
-        self.max_answer_tokens = max_answer_tokens
-        self.n_best = n_best
-        self.batch_size = batch_size
+        if model is not None:
+            settings["reader"] = str(model)
+        cfg = self.config = Config.with_settings(config, settings)
+        self.model_name = cfg.reader
+        self.device = cfg.device
+        self.runtime = resolve_runtime(cfg.runtime, self.device)
+        self.tokenizer, self.model = load_reader_model(self.model_name, self.device, cfg.quantize, self.runtime)
+        self.quantized = cfg.quantize and self.device == "cpu"
+        self.bf16 = cfg.reader_bf16 and not cfg.quantize  # bfloat16 autocast, the alternative to int8 on bf16 CPUs
+        self.max_seq_length = cfg.max_seq_length
         self.calibration = Calibration.from_folder(self.model_name)
         self._passage_cache: OrderedDict[str, tuple[list[int], list[tuple[int, int]]]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one forward pass at a time: two would only fight over the same cores
         self._template = self._pair_template()
         self._specials = len(self._template["prefix"]) + len(self._template["middle"]) + len(self._template["suffix"])
-        room = max_seq_length - self._specials
+        room = self.max_seq_length - self._specials
         if room < 32:
-            raise ValueError(f"max_seq_length {max_seq_length} leaves no room for question and passage")
+            raise ValueError(f"max_seq_length {self.max_seq_length} leaves no room for question and passage")
         # A question may take at most half of a window; the passage always gets the rest.
         self.max_question_tokens = min(max_question_tokens, room // 2)
         budget = room - self.max_question_tokens
-        self.doc_stride = min(doc_stride, budget // 2)
+        self.doc_stride = min(cfg.doc_stride, budget // 2)
+        cfg.in_use()
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Reader":
+        return cls(config=config)
 
     def _pair_template(self) -> dict:
         """How the tokenizer lays out (question, passage), learned from one probe pair, so that windows can be
@@ -232,9 +246,10 @@ class Reader:
                     windows.append((q, p, ids, types, context_at, token_offset))
         # Dynamic int8 scales activations per call, so a window's logits depend on the windows beside it: windows of
         # different questions never share a call, and a question gets the same answer alone or among others. On a
-        # CPU bigger batches gain little (about 10%; with ONNX Runtime nothing).
+        # CPU bigger batches gain little (with ONNX Runtime nothing).
         groups = [w[0] for w in windows] if self.quantized else None
         logits = self._forward([w[2] for w in windows], [w[3] for w in windows], groups)
+        n_best, max_answer_tokens = self.config.n_best, self.config.max_answer_tokens
         candidates: list[list[Span]] = [[] for _ in items]
         null_scores = [math.inf] * len(items)
         for (q, p, ids, _, context_at, token_offset), (start_logits, end_logits) in zip(windows, logits):
@@ -244,12 +259,12 @@ class Reader:
             length = len(ids) - len(self._template["suffix"]) - context_at
             starts = start_logits[context_at : context_at + length]
             ends = end_logits[context_at : context_at + length]
-            top_starts = np.argsort(-starts)[: self.n_best]
-            top_ends = np.argsort(-ends)[: self.n_best]
+            top_starts = np.argsort(-starts)[:n_best]
+            top_ends = np.argsort(-ends)[:n_best]
             passage = items[q][1][p]
             for s in top_starts:
                 for e in top_ends:
-                    if e < s or e - s + 1 > self.max_answer_tokens:
+                    if e < s or e - s + 1 > max_answer_tokens:
                         continue
                     char_start = offsets[token_offset + s][0]
                     char_end = offsets[token_offset + e][1]
@@ -265,7 +280,7 @@ class Reader:
                 if key not in seen:
                     seen.add(key)
                     unique.append(span)
-                if len(unique) >= self.n_best:
+                if len(unique) >= n_best:
                     break
             readings.append(Reading(unique, null_scores[q] if null_scores[q] != math.inf else 0.0, len(items[q][1])))
         return readings
@@ -276,8 +291,9 @@ class Reader:
         results: list = [None] * len(all_ids)
         order = sorted(range(len(all_ids)), key=lambda i: (groups[i] if groups else 0, len(all_ids[i])))
         batches: list[list[int]] = []
+        batch_size = self.config.reader_batch_size
         for i in order:
-            if batches and len(batches[-1]) < self.batch_size and (groups is None or groups[batches[-1][0]] == groups[i]):
+            if batches and len(batches[-1]) < batch_size and (groups is None or groups[batches[-1][0]] == groups[i]):
                 batches[-1].append(i)
             else:
                 batches.append([i])

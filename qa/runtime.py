@@ -1,12 +1,13 @@
 """ONNX Runtime for the two encoders (reader and embedder): exported once from the PyTorch model, quantised,
 cached on disk, then run without PyTorch in the loop.
 
-Why, on this project's 2-core CPU: the index builds in 30 s where PyTorch bf16 takes 44 s (256 tokens a chunk;
-bench/results/index_speed.json), one question embeds in about 1.3 ms instead of 8, the reader's int8 costs 0.1-0.2
-F1 on SQuAD v1.1 where PyTorch's costs 0.7, and a 256-token window takes 24.6 ms against PyTorch int8's 30.3 and
-fp32's 45.3 (bench/results/reader.json; exported with eager attention, see _eager_attention). PyTorch stays the
-reference: `runtime="torch"` in the configuration, and the fallback wherever onnxruntime is not installed or a
-model does not export.
+Why, on this project's 2-core CPU: the index builds faster than with PyTorch in any precision
+(bench/results/index_speed.json), a question embeds several times faster, the reader's int8 costs less F1 than
+PyTorch's int8, and a reader window runs faster than PyTorch int8 or fp32 (bench/results/reader.json,
+bench/results/quick_speed.json; exported with eager attention, see _eager_attention). PyTorch stays the
+reference (`runtime="torch"`) and is what `runtime="auto"` picks where onnxruntime is not installed. An embedder
+whose layout does not export runs in PyTorch (qa.embed); a reader has no such fall-back: a failed export is an
+error.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class OnnxEncoder:
         options.intra_op_num_threads = threads or torch.get_num_threads()  # Config.threads, as for PyTorch
         options.inter_op_num_threads = 1
         # The embedder's and the reader's sessions take turns on the same cores: threads left spinning after one
-        # run steal them from the next (seed ask() p50 62-64 ms spinning, 49-53 ms without, same run).
+        # run steal them from the next (seed ask() measured slower with spinning on, in one run).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -185,8 +186,8 @@ def export_encoder(module, source: str, kind: str, input_names: list[str], outpu
 def _eager_attention(module):
     """The transformers models inside `module` with eager attention for the export, restored afterwards (the
     model may be a cached one that PyTorch runs too). ONNX Runtime fuses the eager graph's attention and runs it
-    about 20% faster than the SDPA graph (256-token reader window, int8: 26.2 vs 32.9 ms on two cores; outputs
-    equal to 1e-5 in fp32)."""
+    faster than the SDPA graph (a 256-token int8 reader window, measured when this was adopted: see this file's
+    history; outputs equal to 1e-5 in fp32)."""
     switched = []
     for part in module.modules():
         config = getattr(part, "config", None)

@@ -7,6 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.config import PROJECT_ROOT
+
+# Where this project's SQuAD files live (benchmarks and training read them; they are never committed).
+SQUAD_DIR = PROJECT_ROOT.parent / "shared" / "data" / "squad"
+
 
 @dataclass
 class SquadQuestion:

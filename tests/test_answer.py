@@ -12,6 +12,7 @@ from tests.conftest import SEED_ID
 
 
 # -- with the shipped reader: quality ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_who_chaired_the_session(shipped_bot):
     answer = shipped_bot.ask("Who chaired the session?")
     assert answer.found
@@ -23,6 +24,7 @@ def test_who_chaired_the_session(shipped_bot):
     assert shipped_bot.config.threshold <= answer.score <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question,expected", [
     ("When did Taliban fighters sweep into Kabul?", "August 15"),
     ("Who attended the meeting as a guest?", "Shavkat Mirziyoyev"),
@@ -33,6 +35,7 @@ def test_answers_questions_about_the_seed_article(shipped_bot, question, expecte
     assert answer.found and expected in answer.text, answer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", ["Who won the 2018 FIFA World Cup?", "What is the price of oil?"])
 def test_abstains_when_the_article_cannot_answer(shipped_bot, question):
     answer = shipped_bot.ask(question)
@@ -41,6 +44,7 @@ def test_abstains_when_the_article_cannot_answer(shipped_bot, question):
     assert answer.passages, "the closest passages are still offered"
 
 
+@pytest.mark.slow
 def test_ask_many_matches_ask(shipped_bot):
     questions = ["Who chaired the session?", "Who won the 2018 FIFA World Cup?", "What does CSTO stand for?"]
     batched = shipped_bot.ask_many(questions)
@@ -52,6 +56,7 @@ def test_ask_many_matches_ask(shipped_bot):
         assert b.score == pytest.approx(s.score, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_non_english_question_gets_a_clear_message(shipped_bot):
     for question in ["¿Quién presidió la sesión?", "Кто председательствовал на заседании?", "谁主持了会议？"]:
         answer = shipped_bot.ask(question)
@@ -135,6 +140,7 @@ def test_traversal_names_stay_inside_the_index(plumbing_bot, tmp_path):
     assert not (tmp_path / "outside.txt").exists() and not (tmp_path.parent / "outside.txt").exists()
 
 
+@pytest.mark.slow
 def test_asking_while_a_document_is_being_added(plumbing_bot):
     big = ("Paragraph about pelicans and their habits near the sea. " * 40 + "\n\n") * 30
     errors, answers = [], []
@@ -199,6 +205,7 @@ def test_index_from_another_embedder_is_rebuilt(plumbing_bot, tmp_path):
     assert reopened.index.fingerprint == plumbing_bot.fingerprint
 
 
+@pytest.mark.slow
 def test_thousands_of_tiny_files(tmp_path, tiny_reader):
     folder = tmp_path / "many"
     folder.mkdir()

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from qa.aggregate import FEATURES, AnswerScorer
+from qa.aggregate import FEATURES
 from qa.calibrate import (best_threshold, choose, decide, derived_set, fit_logistic, fit_reader_calibration,
                           fit_scorer, harvest, write_calibration)
 from qa.config import PROJECT_ROOT

@@ -2,8 +2,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from qa.config import PROJECT_ROOT
 from tests.conftest import SEED_ID
+
+pytestmark = pytest.mark.slow  # each test starts processes that load the models
 
 
 def run_qa(*args, timeout=600):

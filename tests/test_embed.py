@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from qa.config import default_embedder
 from qa.embed import Embedder, resolve_precision
 
 TEXTS = ["The treaty was signed in Dushanbe in 1992.", "Rivers in Central Asia feed the Aral Sea.",
@@ -10,9 +9,10 @@ TEXTS = ["The treaty was signed in Dushanbe in 1992.", "Rivers in Central Asia f
 
 @pytest.fixture(scope="module")
 def fp32():
-    return Embedder(default_embedder(), precision="fp32")
+    return Embedder(runtime="torch", embed_precision="fp32")
 
 
+@pytest.mark.slow
 def test_vectors_are_normalised_and_questions_are_cached(fp32):
     vectors = fp32.embed(TEXTS)
     assert vectors.shape == (3, fp32.dimension) and vectors.dtype == np.float32
@@ -22,9 +22,10 @@ def test_vectors_are_normalised_and_questions_are_cached(fp32):
     assert set(TEXTS[:2]) <= set(fp32._cache)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_faster_precisions_keep_the_ranking(fp32, precision):
-    other = Embedder(default_embedder(), precision=precision)
+    other = Embedder(runtime="torch", embed_precision=precision)
     assert f":{precision}:" in other.name() and other.name() != fp32.name()  # an index knows how it was built
     reference, vectors = fp32.embed(TEXTS), other.embed(TEXTS)
     assert np.all(np.sum(reference * vectors, axis=1) > 0.95)
@@ -34,16 +35,17 @@ def test_faster_precisions_keep_the_ranking(fp32, precision):
 
 def test_precision_is_checked_and_auto_resolves():
     with pytest.raises(ValueError, match="precision must be one of"):
-        Embedder(default_embedder(), precision="fp8")
+        Embedder(embed_precision="fp8")
     assert resolve_precision("auto") in ("bf16", "fp32")
     assert resolve_precision("auto", device="cuda") == "fp32"
     assert resolve_precision("auto", runtime="onnx") == "int8"  # ONNX Runtime: int8 kernels, no bf16 here
     assert resolve_precision("bf16", runtime="onnx") == "fp32"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_max_tokens_embeds_the_head_of_long_texts(fp32, runtime):
-    short = Embedder(default_embedder(), precision="fp32", runtime=runtime, max_tokens=16)
+    short = Embedder(embed_precision="fp32", runtime=runtime, embed_max_tokens=16)
     long_text = "The treaty was signed in Dushanbe in 1992 by six states after talks that had begun in Moscow. " * 5
     head = fp32.tokenizer.decode(fp32.tokenizer(long_text, add_special_tokens=False)["input_ids"][:14])
     both = short.embed([long_text, head])

@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from qa.evaluate import (EvalQuestion, exact_match, f1_score, normalize_answer, question_type, read_questions,
-                         run_eval, write_html_report, write_rows)
+from qa.evaluate import (EvalQuestion, exact_match, f1_score, normalize_answer, question_type, read_gold_paragraphs,
+                         read_questions, run_eval, squad_scores, window_latencies)
+from qa.report import write_html_report, write_rows
 from qa.config import PROJECT_ROOT
 
 
@@ -59,6 +60,27 @@ def test_squad_files_become_a_corpus(tmp_path):
     questions, corpus = read_questions(path)
     assert [d.id for d in corpus] == ["T/000", "T/001"]
     assert questions[0].answers == ["Rome"] and questions[1].answers == []
+
+
+def test_a_reader_on_its_own_over_gold_paragraphs(tmp_path, tiny_reader):
+    from qa.read import Reader
+    from qa.squad import read_squad
+    from tests.squad_builders import QUESTIONS, write_squad
+
+    squad = read_squad(write_squad(tmp_path / "tiny.json"))
+    reader = Reader(tiny_reader, max_seq_length=64, doc_stride=16)
+    readings = read_gold_paragraphs(reader, squad, squad.questions, batch=4)
+    assert len(readings) == len(QUESTIONS)
+    for question, reading in zip(squad.questions, readings):  # each read its own paragraph only
+        assert all(span.passage == 0 and span.text in squad.contexts[question.context_index] for span in reading.spans)
+    gold = [q.answers[0] for q in squad.questions]
+    assert squad_scores(squad.questions, gold) == {"questions": 6, "exact_match": 100.0, "f1": 100.0}
+    squad.questions[0].is_impossible = True  # unanswerable: right only when nothing is answered
+    scores = squad_scores(squad.questions, [""] + gold[1:3] + ["no", "no", "no"])
+    assert scores["exact_match"] == 50.0 and scores["unanswerable_accuracy"] == 100.0
+    assert scores["answerable_f1"] == 40.0 and scores["no_answer_accuracy"] == 100.0
+    latencies = window_latencies({"onnx": reader, "torch": Reader(tiny_reader, runtime="torch")}, runs=3, length=32)
+    assert set(latencies) == {"onnx", "torch"} and all(ms > 0 for ms in latencies.values())
 
 
 def test_eval_reports_metrics_resumes_and_writes_reports(plumbing_bot, tmp_path):
@@ -124,6 +146,7 @@ def test_confidence_ranking_figures():
     assert coverage_curve(rows, (50, 100)) == [(50, 100.0), (100, 50.0)]
 
 
+@pytest.mark.slow
 def test_cli_eval_on_the_seed_questions(tmp_path, tiny_reader, corpus):
     out = tmp_path / "metrics.json"
     result = subprocess.run(

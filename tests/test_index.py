@@ -117,6 +117,7 @@ _SAVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_during_save_never_leaves_a_broken_index(tmp_path):
     """Kill a process that is saving, at 50 different moments; the index must always load, whole."""
     folder = tmp_path / "index"

@@ -4,7 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from qa.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # each test starts processes that load the models
 
 
 def test_twenty_clients_while_uploading_get_every_answer(tmp_path):

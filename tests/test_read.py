@@ -5,6 +5,7 @@ from qa.read import Calibration, Reader, Reading, Span
 
 @pytest.fixture(scope="module")
 def reader(tiny_reader):
+    """The product's runtime and precision (qa.config.Config), short windows."""
     return Reader(tiny_reader, max_seq_length=64, doc_stride=16, max_answer_tokens=8, n_best=5)
 
 
@@ -62,11 +63,11 @@ def test_a_reading_merged_with_one_of_further_passages_equals_reading_them_all(r
     question = "When was it signed?"
     passages = ["The treaty was signed in 1992.", "Talks began in 1989 in Moscow.", "It was ratified in 1993."]
     whole = reader.run(question, passages)
-    merged = reader.run(question, passages[:1]).merged(reader.run(question, passages[1:]), 1, reader.n_best)
+    merged = reader.run(question, passages[:1]).merged(reader.run(question, passages[1:]), 1, reader.config.n_best)
     assert [(s.passage, s.start, s.end) for s in merged.spans] == [(s.passage, s.start, s.end) for s in whole.spans]
     assert merged.null_score == pytest.approx(whole.null_score, abs=1e-4)
     assert all(passages[s.passage][s.start : s.end] == s.text for s in merged.spans)
-    assert reader.run(question, passages).merged(reader.run(question, [""]), 3, reader.n_best).spans == whole.spans
+    assert reader.run(question, passages).merged(reader.run(question, [""]), 3, reader.config.n_best).spans == whole.spans
 
 
 def test_a_span_from_a_window_that_says_not_here_ranks_below_a_lower_scored_confident_one():

@@ -1,6 +1,10 @@
 import pytest
 
-from qa.retrieve import reciprocal_rank_fusion
+from qa.chunk import Chunker
+from qa.embed import Embedder
+from qa.index import Fingerprint, Index
+from qa.load import make_document
+from qa.retrieve import Retriever, reciprocal_rank_fusion
 
 
 def test_fusion_sums_reciprocal_ranks():
@@ -16,13 +20,22 @@ def test_fusion_breaks_ties_by_the_first_ranking():
     assert [item for item, _ in reciprocal_rank_fusion([[1, 3, 2], [1, 2, 3]])] == [1, 3, 2]
 
 
-def test_retrieved_chunks_follow_the_fused_order_and_tie_by_lexical_rank(shipped_bot):
-    hits = shipped_bot.retriever.run(shipped_bot.index, ["What does CSTO stand for?"], top_k=6)[0]
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    k = shipped_bot.retriever.rrf_k
-    for hit in hits:
-        expected = sum(1 / (k + rank) for rank in (hit.dense_rank, hit.lexical_rank) if rank is not None)
-        assert hit.score == pytest.approx(expected)
-    for earlier, later in zip(hits, hits[1:]):
-        if earlier.score == pytest.approx(later.score, abs=1e-12):
-            assert (earlier.lexical_rank or 10**6) < (later.lexical_rank or 10**6)
+def test_retrieved_chunks_follow_the_fused_order_and_tie_by_lexical_rank():
+    # Two real documents that the real embedder and BM25 rank in opposite orders for the question: each is 1st
+    # in one ranking and 2nd in the other, so their fused scores tie exactly and the lexical order must decide.
+    texts = {"lexical.txt": "Nest nest nest: the word nest appears in this filing index of herons, nest records and "
+                            "nest numbers.",
+             "dense.txt": "Grey herons build their nests of sticks high in tall trees, in colonies near lakes and "
+                          "rivers."}
+    embedder = Embedder()
+    chunker = Chunker(embedder.tokenizer, 160, 32)
+    documents = [make_document(name, text) for name, text in texts.items()]
+    chunks = [chunk for document in documents for chunk in chunker.split(document)]
+    index = Index(Fingerprint(embedder.name(), embedder.dimension, chunker.settings())).with_documents(
+        documents, chunks, embedder.embed([c.text for c in chunks]))
+    retriever = Retriever(embedder)
+    hits = retriever.run(index, ["Where do herons nest?"], top_k=2)[0]
+    assert [(h.chunk.document, h.dense_rank, h.lexical_rank) for h in hits] == [("lexical.txt", 2, 1),
+                                                                                   ("dense.txt", 1, 2)]
+    k = retriever.config.rrf_k
+    assert hits[0].score == hits[1].score == pytest.approx(1 / (k + 1) + 1 / (k + 2))

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.config import default_embedder
 from qa.embed import Embedder
 from qa.read import Reader
 from qa.runtime import resolve_runtime
@@ -27,8 +26,8 @@ def test_onnx_reader_matches_pytorch_and_is_exported_once(tiny_reader, monkeypat
     from qa.read import load_reader_model
 
     load_reader_model.cache_clear()
-    exported = Reader(tiny_reader, runtime="onnx", max_seq_length=64, doc_stride=16)
-    reference = Reader(tiny_reader, runtime="torch", max_seq_length=64, doc_stride=16)
+    exported = Reader(tiny_reader, runtime="onnx", quantize=False, max_seq_length=64, doc_stride=16)
+    reference = Reader(tiny_reader, runtime="torch", quantize=False, max_seq_length=64, doc_stride=16)
     assert exported.runtime == "onnx" and reference.runtime == "torch"
     questions = [("Where was the treaty signed?", [PASSAGE]), ("When did talks begin?", [PASSAGE, PASSAGE[:60]])]
     for ours, theirs in zip(exported.run_many(questions), reference.run_many(questions)):
@@ -39,7 +38,7 @@ def test_onnx_reader_matches_pytorch_and_is_exported_once(tiny_reader, monkeypat
     assert len(models) == 1
     stamp = models[0].stat().st_mtime_ns
     load_reader_model.cache_clear()
-    Reader(tiny_reader, runtime="onnx", max_seq_length=64, doc_stride=16)  # a new process would do the same
+    Reader(tiny_reader, runtime="onnx", quantize=False, max_seq_length=64, doc_stride=16)  # a new process would do the same
     assert models[0].stat().st_mtime_ns == stamp  # loaded from the cache, not exported again
 
 
@@ -88,15 +87,16 @@ def test_int8_onnx_reader_keeps_down_projections_and_span_head_in_fp32(tiny_read
     assert not any("intermediate" in name for name in plain)  # up-projections are int8
 
 
+@pytest.mark.slow
 def test_onnx_embedder_matches_sentence_transformers():
     texts = [PASSAGE, "Where was the treaty signed?", "A much longer text. " * 80, "x"]
-    exported = Embedder(default_embedder(), precision="fp32", runtime="onnx")
-    reference = Embedder(default_embedder(), precision="fp32", runtime="torch")
+    exported = Embedder(embed_precision="fp32", runtime="onnx")
+    reference = Embedder(embed_precision="fp32", runtime="torch")
     ours, theirs = exported.embed(texts), reference.embed(texts)
     assert ours.shape == theirs.shape == (4, 384)
     assert np.allclose((ours * theirs).sum(1), 1.0, atol=1e-4)  # same vectors, in the order given
     assert exported.name() != reference.name()  # an index built by one is not silently searched with the other
-    int8 = Embedder(default_embedder(), precision="int8", runtime="onnx").embed(texts)
+    int8 = Embedder(embed_precision="int8", runtime="onnx").embed(texts)
     assert ((int8 * theirs).sum(1) > 0.97).all()
 
 

@@ -1,36 +1,18 @@
-"""Training plumbing on a tiny SQuAD file with the tiny random reader: labels, negatives, time limit, resume."""
+"""Training examples: answers and each kind of synthetic negative, on a tiny SQuAD file."""
 
-import json
 import random
 
 import pytest
 
 from qa.squad import read_squad
-from qa.train import (Schedule, TrainConfig, add_impossible_condition, build_examples, edit_question,
-                      negate_question, swap_name, tokenize_examples, train)
-
-CONTEXTS = [
-    ("Treaty", "The treaty was signed in Dushanbe in 1992 by six states. Talks had begun in Moscow in 1989. "
-               "The first summit after it was held in Minsk, and the largest delegation came from Kazakhstan."),
-    ("Treaty", "Ratification took two years. The parliament of Armenia voted last, in 1994, after a long debate "
-               "about the northern border and the cost of the joint force."),
-    ("Rivers", "The Amu Darya and the Syr Darya feed the Aral Sea. Irrigation since 1960 has shrunk the sea to a "
-               "tenth of its size, and the southern basin dried out first."),
-]
-QUESTIONS = [(0, "Where was the treaty signed?", "Dushanbe"), (0, "When did talks begin in Moscow?", "1989"),
-             (0, "Where was the first summit held?", "Minsk"), (1, "Which parliament voted last?", "Armenia"),
-             (2, "Which sea do the Amu Darya and Syr Darya feed?", "the Aral Sea"),
-             (2, "Since when has irrigation shrunk the sea?", "1960")]
+from qa.training.config import TrainConfig
+from qa.training.negatives import add_impossible_condition, build_examples, edit_question, negate_question, swap_name
+from tests.squad_builders import CONTEXTS, QUESTIONS, write_squad
 
 
 @pytest.fixture()
 def squad_file(tmp_path):
-    data = {"data": [{"title": title, "paragraphs": [{"context": context, "qas": [
-        {"id": f"{c}-{n}", "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
-        for n, (ci, q, a) in enumerate(QUESTIONS) if ci == c]}]} for c, (title, context) in enumerate(CONTEXTS)]}
-    path = tmp_path / "tiny-squad.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_squad(tmp_path / "tiny-squad.json")
 
 
 def test_edited_questions_ask_about_something_the_paragraph_never_says():
@@ -110,47 +92,3 @@ def test_examples_hold_answers_and_negatives(squad_file):
     assert any(q.startswith("When did talks begin in ") and "Moscow" not in q and q.split()[-1][:-1] in CONTEXTS[0][1]
                for q in edited)  # a name of the same paragraph swapped in
     assert any(q.startswith("Where was the treaty signed in ") for q in edited)  # an impossible condition
-
-
-def test_tokenising_in_worker_processes_gives_the_same_features(squad_file, tiny_reader):
-    from transformers import AutoTokenizer
-
-    config = TrainConfig(max_length=48, stride=16, other_paragraph_negatives=1.0, cut_sentence_negatives=1.0)
-    examples = build_examples(read_squad(squad_file), config) * 300  # several parts of 1,000 examples
-    tokenizer = AutoTokenizer.from_pretrained(tiny_reader)
-    alone = tokenize_examples(tokenizer, examples, config)
-    config.tokenize_workers = 2
-    assert tokenize_examples(tokenizer, examples, config) == alone and len(alone) > len(examples)
-
-
-def test_schedule_warms_up_decays_and_follows_the_clock():
-    schedule = Schedule(total_steps=100, warmup_ratio=0.1)
-    assert schedule.factor(5) == pytest.approx(0.5) and schedule.factor(10) == pytest.approx(1.0)
-    assert schedule.factor(55) == pytest.approx(0.5) and schedule.factor(100) == 0.0
-    timed = Schedule(total_steps=100, warmup_ratio=0.1, time_limit=10.0, seconds_before=9.0)
-    assert timed.progress(0) >= 0.9 and timed.factor(0) <= 0.12  # time, not steps, is further along
-
-
-def test_train_resume_and_time_limit(squad_file, tiny_reader, tmp_path):
-    config = TrainConfig(train_file=str(squad_file), base_model=tiny_reader, output_dir=str(tmp_path / "run"),
-                         max_length=64, stride=16, batch_size=2, epochs=1.0, bf16=False, checkpoint_every=2,
-                         log_every=1, other_paragraph_negatives=0.5, cut_sentence_negatives=0.5)
-    final = train(config)
-    assert (final / "config.json").is_file() and (final / "tokenizer.json").is_file()
-    log = (tmp_path / "run" / "train.log").read_text()
-    done = int(log.rsplit("step ", 1)[1].split("/")[0])
-    import torch
-
-    state = torch.load(tmp_path / "run" / "checkpoint" / "trainer_state.pt", weights_only=False)
-    assert state["step"] == int(log.rsplit("step ", 1)[1].split("/")[1].split()[0]) >= done
-    # Resuming with a longer schedule continues from the checkpoint instead of starting again.
-    config.epochs = 2.0
-    train(config, resume=True)
-    log = (tmp_path / "run" / "train.log").read_text()
-    assert f"resumed at step {state['step']}" in log
-    resumed = torch.load(tmp_path / "run" / "checkpoint" / "trainer_state.pt", weights_only=False)
-    assert resumed["step"] > state["step"]
-    # A time limit already spent stops training before any step.
-    limited = TrainConfig(**{**config.__dict__, "output_dir": str(tmp_path / "limited"), "time_limit": 1e-9})
-    train(limited)
-    assert torch.load(tmp_path / "limited" / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 0

@@ -1,0 +1,3 @@
+from qa.training.cli import main
+
+main()

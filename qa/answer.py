@@ -12,7 +12,7 @@ from qa.chunk import Chunk, Chunker
 from qa.config import Config
 from qa.embed import Embedder
 from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore
-from qa.load import Document, DocumentError, document_from_bytes, load_corpus, load_file, \
+from qa.load import Document, DocumentError, document_from_bytes, iter_corpus_files, load_corpus, load_file, \
     safe_document_id
 from qa.read import Reader, Reading
 from qa.retrieve import Retrieved, Retriever
@@ -229,6 +229,23 @@ class QA:
             updated = index.without_documents([document_id], exclude=document.source.startswith(CORPUS_SOURCE))
             self.store.save(updated)
             self.index = updated
+
+    def removed(self) -> list[str]:
+        """Corpus documents the user removed: restore() indexes them again."""
+        return sorted(self.index.excluded)
+
+    def restore(self, document_id: str) -> str:
+        """Index again a corpus document that remove() took out; returns its id."""
+        if document_id not in self.index.excluded:
+            raise KeyError(f"{document_id!r} was not removed")
+        for file, root in iter_corpus_files([p for p in self.config.corpus if Path(p).exists()]):
+            if file.relative_to(root).as_posix() == document_id:
+                document = load_file(file, root, self.config.max_file_bytes)
+                problems: list[str] = []
+                if not self._add_documents([replace(document, source=CORPUS_SOURCE + document.source)], problems):
+                    raise DocumentError(problems[0])
+                return document_id
+        raise DocumentError(f"{document_id}: no longer in the corpus folders, so it cannot be restored")
 
     # -- questions ------------------------------------------------------------------------------------------
     def _check(self, question: str) -> str:

@@ -45,12 +45,17 @@ class Answer:
     context_start: int = 0  # where that passage starts in the document
     passages: list[Chunk] = field(default_factory=list)  # the retrieved passages, best first
     message: str = ""  # why nothing was found, when there is a reason beyond low confidence
+    page: int | None = None  # PDFs: the 1-based page the quote stands on
+
+    def where(self) -> str:
+        """'report.pdf p. 12 [3001:3020]': the document, page (PDFs) and characters of the quote."""
+        return f"{self.document}{f' p. {self.page}' if self.page else ''} [{self.start}:{self.end}]"
 
     def to_dict(self) -> dict:
         return {
             "question": self.question, "text": self.text, "score": round(self.score, 4), "found": self.found,
             "document": self.document, "start": self.start, "end": self.end, "context": self.context,
-            "context_start": self.context_start, "message": self.message,
+            "context_start": self.context_start, "message": self.message, "page": self.page,
             "passages": [{"document": p.document, "start": p.start, "end": p.end, "text": p.text}
                          for p in self.passages],
         }
@@ -280,6 +285,8 @@ class QA:
         readings = self._read([cleaned[i] for i in todo], retrieved)
         for i, hits, reading in zip(todo, retrieved, readings):
             answers[i] = self._answer(cleaned[i], hits, reading)
+            if answers[i].found and answers[i].document in index.documents:
+                answers[i].page = index.documents[answers[i].document].page_of(answers[i].start)
         return answers
 
     def _read(self, questions: list[str], retrieved: list[list[Retrieved]]) -> list[Reading]:

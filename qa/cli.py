@@ -74,7 +74,7 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
     elif answer.found:
         print(answer.text)
-        print(f"confidence {answer.score:.0%} · {answer.document} [{answer.start}:{answer.end}]")
+        print(f"confidence {answer.score:.0%} · {answer.where()}")
         print(highlight(answer))
     else:
         print(answer.message or "Not found: the documents do not seem to hold the answer.")

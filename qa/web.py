@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qa.answer import QA, Answer, QuestionError
 from qa.index import IndexWriteError
-from qa.load import DocumentError, safe_document_id
+from qa.load import SUPPORTED_SUFFIXES, DocumentError, megabytes, safe_document_id, size_error
 
 log = logging.getLogger("qa.web")
 
@@ -43,7 +43,7 @@ def render_answer(answer: Answer) -> str:
                    as_html(answer.context[local_start:local_end]) + "</mark>" + as_html(answer.context[local_end:]))
         return (f"**{as_text(answer.text)}**\n\n"
                 f"Confidence: **{answer.score:.0%}** · source: {as_text(answer.document)} "
-                f"(characters {answer.start}–{answer.end})\n\n"
+                f"({f'p. {answer.page}, ' if answer.page else ''}characters {answer.start}–{answer.end})\n\n"
                 f'<div class="passage">{passage}</div>')
     reason = as_text(answer.message) if answer.message else "The documents do not seem to hold the answer."
     lines = [f"**Not found in the documents.** {reason}"]
@@ -96,9 +96,9 @@ def build_app(bot: QA):
             path = Path(file if isinstance(file, str) else file.name)
             name = safe_document_id(path.name)
             try:
-                data = path.read_bytes() if path.stat().st_size <= bot.config.max_file_bytes else None
-                if data is None:
-                    raise DocumentError(f"{name}: file is over the {bot.config.max_file_bytes / 1e6:.0f} MB limit")
+                if path.stat().st_size > bot.config.max_file_bytes:
+                    raise size_error(name, path.stat().st_size, bot.config.max_file_bytes)
+                data = path.read_bytes()
                 doc_id = bot.add_bytes(name, data)
                 messages.append(f"✅ added {as_text(doc_id)}")
             except (DocumentError, IndexWriteError) as error:
@@ -133,8 +133,9 @@ def build_app(bot: QA):
                 gr.Markdown("### Documents")
                 table = gr.Dataframe(value=document_table(bot), headers=["document", "characters", "chunks"],
                                      interactive=False, elem_id="documents", wrap=True)
-                files = gr.File(label="Add documents (.txt .md .html .pdf)", file_count="multiple",
-                                file_types=[".txt", ".md", ".markdown", ".html", ".htm", ".pdf"], elem_id="upload")
+                files = gr.File(label=f"Add documents ({' '.join(sorted(SUPPORTED_SUFFIXES))}; up to "
+                                f"{megabytes(bot.config.max_file_bytes)} each)", file_count="multiple",
+                                file_types=sorted(SUPPORTED_SUFFIXES), elem_id="upload")
                 status = gr.Markdown(elem_id="status")
                 with gr.Row():
                     chosen = gr.Dropdown(choices=[d.id for d in bot.documents()], label="Remove a document",
@@ -167,5 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     app.queue(default_concurrency_limit=4)
     print(f"Serving on http://{bot.config.host}:{bot.config.port}", flush=True)
     app.launch(server_name=bot.config.host, server_port=bot.config.port, share=bot.config.share,
-               max_file_size=bot.config.max_file_bytes, show_error=True, css=CSS)
+               # Gradio's own cap (in its own wording) only stops uploads far over the limit from filling the
+               # disk; the upload handler refuses the rest with the project's message.
+               max_file_size=4 * bot.config.max_file_bytes, show_error=True, css=CSS)
     return 0

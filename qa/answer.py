@@ -264,8 +264,20 @@ class QA:
                                 f"{self.config.max_question_chars:,}.")
         return question
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
+        """history: the earlier turns [(question, answer text)], oldest first; a follow-up question ("Which
+        country is he from?") is then read against them (qa.converse)."""
+        if history is not None:
+            from qa.converse import ask_with_history
+
+            return ask_with_history(self, question, history)
         return self.ask_many([question])[0]
+
+    def conversation(self):
+        """A qa.converse.Conversation: ask() in turn, each follow-up read against the turns before it."""
+        from qa.converse import Conversation
+
+        return Conversation(self)
 
     def ask_many(self, questions: list[str], top_k: int | None = None) -> list[Answer]:
         """Answers in order; all questions share one retrieval call and one batched pass of the reader."""

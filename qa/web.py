@@ -70,18 +70,41 @@ footer {display: none !important}
 """
 
 
+def _documents_view(bot: QA):
+    """The document table and both dropdowns as they are now; nothing is preselected."""
+    import gradio as gr
+
+    return (document_table(bot), gr.update(choices=[d.id for d in bot.documents()], value=None),
+            gr.update(choices=bot.removed(), value=None))
+
+
+def _wait_for_indexing(bot: QA) -> bool:
+    """A question sent while an upload is being indexed waits for it, so the new document can answer it."""
+    if not bot._write_lock.locked():
+        return False
+    with bot._write_lock:
+        return True
+
+
 def build_app(bot: QA):
     import gradio as gr
 
-    def respond(message: str, history: list):
-        history = list(history or [])
+    def respond(message: str, history: list, turns: list):
+        history, turns = list(history or []), list(turns or [])
         history.append({"role": "user", "content": as_text(message or "")})
+        waited = _wait_for_indexing(bot)
         try:
-            reply = render_answer(bot.ask(message or ""))
+            answer = bot.ask(message or "", history=turns)
+            reply = render_answer(answer)
+            if answer.question != " ".join((message or "").split()):
+                reply = f"*Read as: {as_text(answer.question)}*\n\n" + reply
+            turns.append((answer.question if answer.found else message, answer.text))
         except QuestionError as error:
             reply = f"⚠️ {as_text(str(error))}"
+        if waited:
+            reply = "*(Waited for the upload to finish indexing.)*\n\n" + reply
         history.append({"role": "assistant", "content": reply})
-        return history, ""
+        return history, "", turns[-5:]
 
     def ask_api(question: str) -> dict:
         """JSON answer for programs (gradio_client: client.predict(question, api_name="/ask"))."""
@@ -91,35 +114,59 @@ def build_app(bot: QA):
             return {"question": question, "error": str(error), "found": False, "text": "", "score": 0.0}
 
     def upload(files):
+        names = [safe_document_id(Path(f if isinstance(f, str) else f.name).name) for f in files or []]
+        yield ("⏳ indexing " + ", ".join(as_text(n) for n in names) + "…") if names else "No file chosen.", \
+            *_documents_view(bot), gr.update()
         messages = []
-        for file in files or []:
+        for file, name in zip(files or [], names):
             path = Path(file if isinstance(file, str) else file.name)
-            name = safe_document_id(path.name)
             try:
                 if path.stat().st_size > bot.config.max_file_bytes:
                     raise size_error(name, path.stat().st_size, bot.config.max_file_bytes)
-                data = path.read_bytes()
-                doc_id = bot.add_bytes(name, data)
+                doc_id = bot.add_bytes(name, path.read_bytes())
                 messages.append(f"✅ added {as_text(doc_id)}")
             except (DocumentError, IndexWriteError) as error:
                 messages.append(f"⚠️ {as_text(str(error))}")
-        return "<br>".join(messages) or "No file chosen.", document_table(bot), gr.update(
-            choices=[d.id for d in bot.documents()], value=None), None
+        if names:
+            yield "<br>".join(messages), *_documents_view(bot), None
+
+    def ask_removal(document_id: str | None):
+        """Removing asks first: the Confirm button appears, named after the document."""
+        if not document_id:
+            return "Choose a document to remove.", gr.update(visible=False), gr.update(visible=False)
+        return (f"Remove **{as_text(document_id)}** from the index? Press *Confirm removal* to go on.",
+                gr.update(value=f"Confirm removal of {document_id}", visible=True), gr.update(visible=True))
 
     def remove(document_id: str | None):
+        hidden = gr.update(visible=False)
         if not document_id:
-            message = "Choose a document to remove."
-        else:
-            try:
-                bot.remove(document_id)
-                message = f"🗑️ removed {as_text(document_id)}"
-            except (KeyError, IndexWriteError) as error:
-                message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
-        return message, document_table(bot), gr.update(choices=[d.id for d in bot.documents()], value=None)
+            return "Choose a document to remove.", *_documents_view(bot), hidden, hidden
+        try:
+            bot.remove(document_id)
+            message = f"🗑️ removed {as_text(document_id)}"
+            if document_id in bot.removed():
+                message += " (it can be restored below)"
+        except (KeyError, IndexWriteError) as error:
+            message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
+        return message, *_documents_view(bot), hidden, hidden
+
+    def cancel_removal():
+        return "Nothing removed.", *_documents_view(bot), gr.update(visible=False), gr.update(visible=False)
+
+    def restore(document_id: str | None):
+        if not document_id:
+            return "Choose a removed document to restore.", *_documents_view(bot)
+        try:
+            message = f"♻️ restored {as_text(bot.restore(document_id))}"
+        except (KeyError, DocumentError, IndexWriteError) as error:
+            message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
+        return message, *_documents_view(bot)
 
     with gr.Blocks(title="Ask your documents") as app:
         gr.Markdown("## Ask your documents\nAnswers are exact quotes from the indexed documents, with how sure "
-                    "the reader is. When the documents do not hold the answer, it says so. Runs offline.")
+                    "the reader is. When the documents do not hold the answer, it says so. Follow-up questions "
+                    "(\"Which country is he from?\") are read against the previous question. Runs offline.")
+        turns = gr.State([])  # (question as read, answer text) of this browser session, for follow-ups
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 chat = gr.Chatbot(label="Chat", height=520, elem_id="chat", sanitize_html=True,
@@ -138,13 +185,25 @@ def build_app(bot: QA):
                                 file_types=sorted(SUPPORTED_SUFFIXES), elem_id="upload")
                 status = gr.Markdown(elem_id="status")
                 with gr.Row():
-                    chosen = gr.Dropdown(choices=[d.id for d in bot.documents()], label="Remove a document",
+                    chosen = gr.Dropdown(choices=[], value=None, label="Remove a document",
                                          elem_id="remove-choice", scale=3)
                     drop = gr.Button("Remove", variant="stop", scale=1, min_width=80, elem_id="remove")
-        question.submit(respond, [question, chat], [chat, question], api_name="chat")
-        send.click(respond, [question, chat], [chat, question], api_visibility="private")
-        files.upload(upload, files, [status, table, chosen, files], api_name="upload")
-        drop.click(remove, chosen, [status, table, chosen], api_name="remove")
+                with gr.Row():
+                    confirm = gr.Button("Confirm removal", variant="stop", visible=False, elem_id="confirm-remove")
+                    cancel = gr.Button("Cancel", visible=False, elem_id="cancel-remove")
+                with gr.Row():
+                    removed = gr.Dropdown(choices=[], value=None, label="Restore a removed corpus document",
+                                          elem_id="restore-choice", scale=3)
+                    bring_back = gr.Button("Restore", scale=1, min_width=80, elem_id="restore")
+        view = [table, chosen, removed]
+        app.load(lambda: _documents_view(bot), None, view, api_visibility="private")
+        question.submit(respond, [question, chat, turns], [chat, question, turns], api_name="chat")
+        send.click(respond, [question, chat, turns], [chat, question, turns], api_visibility="private")
+        files.upload(upload, files, [status, *view, files], api_name="upload")
+        drop.click(ask_removal, chosen, [status, confirm, cancel], api_visibility="private")
+        confirm.click(remove, chosen, [status, *view, confirm, cancel], api_name="remove")
+        cancel.click(cancel_removal, None, [status, *view, confirm, cancel], api_visibility="private")
+        bring_back.click(restore, removed, [status, *view], api_name="restore")
         gr.api(ask_api, api_name="ask")
     return app
 
@@ -158,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", help="index folder (default: index/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes, one line each
     overrides = {"index_dir": args.index, "corpus": args.corpus, "host": args.host, "port": args.port}
     if args.share:
         overrides["share"] = True

@@ -143,3 +143,35 @@ def test_index_restores_a_removed_file_named_explicitly(tmp_path, corpus, tiny_r
     result = run_qa("index", str(corpus / SEED_ID), "--index", str(index), "--reader", tiny_reader)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"restored: {SEED_ID}" in result.stderr and "1 documents" in result.stdout
+
+
+def test_start_up_logs_no_faiss_import_noise():
+    code = "import logging; logging.basicConfig(level=logging.DEBUG); import qa.index; qa.index.Index"
+    code += "(qa.index.Fingerprint('e', 4, {}))"  # builds a FAISS index, so faiss is imported
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ModuleNotFoundError" not in result.stderr and "faiss.loader" not in result.stderr, result.stderr
+
+
+def test_serve_honours_qa_host_and_qa_port(tmp_path, corpus, tiny_reader):
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "QA_PORT": str(port), "QA_HOST": "127.0.0.1", "QA_READER": tiny_reader,
+           "QA_CORPUS": str(corpus), "QA_INDEX_DIR": str(tmp_path / "index"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "-m", "qa", "serve"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Serving on" in line:
+                break
+        assert f"Serving on http://127.0.0.1:{port}" in "".join(lines), "".join(lines)[-2000:]
+        assert "ModuleNotFoundError" not in "".join(lines)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -4,7 +4,8 @@
 
 One index holds both documents (the seed article and base-passwd's users-and-groups.html). Each conversation is
 asked in turn through qa.converse.Conversation, so a follow-up sees the system's own earlier answers, not the
-gold ones; "without history" asks the same follow-up alone. A turn is right when its F1 against a gold answer
+gold ones; "without history" asks the same follow-up alone; "written in full" asks the follow-up as a person
+would resolve it (the "in_full" field): what a perfect rewrite would get from this reader. A turn is right when its F1 against a gold answer
 is at least 0.5.
 """
 
@@ -38,12 +39,14 @@ def run(bot, conversations: list[dict]) -> dict:
         for number, turn in enumerate(conversation["turns"]):
             with_history = talk.ask(turn["question"])
             alone = bot.ask(turn["question"])
+            in_full = bot.ask(turn["in_full"]) if "in_full" in turn else None  # written out by hand: the ceiling
             rows.append({
                 "id": conversation["id"], "turn": number + 1, "question": turn["question"], "gold": turn["answers"],
                 "read_as": with_history.question, "with_history": with_history.text,
                 "without_history": alone.text,
                 "right_with": f1_score(with_history.text, turn["answers"]) >= RIGHT_F1,
                 "right_without": f1_score(alone.text, turn["answers"]) >= RIGHT_F1,
+                "right_in_full": in_full is not None and f1_score(in_full.text, turn["answers"]) >= RIGHT_F1,
             })
     follow = [r for r in rows if r["turn"] > 1]
     first = [r for r in rows if r["turn"] == 1]
@@ -52,6 +55,7 @@ def run(bot, conversations: list[dict]) -> dict:
         "conversations": len(conversations), "follow_up_turns": len(follow),
         "follow_up_right_with_history_pct": share(follow, "right_with"),
         "follow_up_right_without_history_pct": share(follow, "right_without"),
+        "follow_up_right_written_in_full_pct": share(follow, "right_in_full"),
         "first_turn_right_pct": share(first, "right_with"), "right_if_f1_at_least": RIGHT_F1,
     }, "rows": rows}
 

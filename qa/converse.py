@@ -65,6 +65,18 @@ def topic_phrases(question: str) -> list[str]:
     return [phrase for _, phrase in sorted(ranked, key=lambda pair: pair[0])]
 
 
+def noun_phrases(question: str) -> list[str]:
+    """The noun-like runs only (what a pronoun can stand for; "chaired" cannot)."""
+    words = _words(question)
+    out = []
+    for phrase in topic_phrases(question):
+        first = phrase.removeprefix("the ").split()[0]
+        i = words.index(first)
+        if i and (words[i - 1].lower() in ("the", "a", "an", "which", "what", "whose") or first[0].isupper()):
+            out.append(phrase)
+    return out
+
+
 def _replace_pronoun(question: str, referent: str) -> list[str]:
     """The question with its first referring pronoun (or "that NOUN") replaced by the referent."""
     rewrites = []
@@ -103,10 +115,9 @@ def _put_in_place(question: str, phrase: str) -> list[str]:
 
 def candidates(question: str, previous_question: str, previous_answer: str) -> list[str]:
     """Rewrites of a follow-up against the previous turn, most specific first, without repeats."""
-    phrases = topic_phrases(previous_question)
     previous_answer = " ".join(previous_answer.split())
     short_answer = previous_answer and len(previous_answer.split()) <= 8
-    referents = ([previous_answer] if short_answer else []) + phrases
+    referents = ([previous_answer] if short_answer else []) + noun_phrases(previous_question)
     found: list[str] = []
     ellipsis = _ELLIPSIS.match(question)
     if ellipsis:
@@ -152,7 +163,9 @@ def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
             answer.message = UNRESOLVED
         return answer
     previous_question, previous_answer = history[-1]
-    rewrites = candidates(bot._check(question), previous_question, previous_answer) or [question]
+    # The question as asked votes too: a "follow-up" may be complete on its own ("Which countries does it
+    # include?" when the documents name one list of countries).
+    rewrites = candidates(bot._check(question), previous_question, previous_answer) + [question]
     answers = bot.ask_many(rewrites)
     best = choose(answers)
     if not best.found:

@@ -30,6 +30,9 @@ class Document:
     source: str = ""  # where it was read from, for display only
     pages: tuple[int, ...] = ()  # PDFs: where each page starts in text (a skipped page starts where the next does)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pages", tuple(self.pages))  # a list when read back from the saved index
+
     def page_of(self, offset: int) -> int | None:
         """The 1-based page holding text[offset], or None for documents without pages."""
         return bisect.bisect_right(self.pages, offset) if self.pages else None

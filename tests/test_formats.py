@@ -113,3 +113,14 @@ def test_a_broken_docx_is_refused_with_a_message():
 
     with pytest.raises(DocumentError, match="broken.docx: could not read the Word document"):
         document_from_bytes("broken.docx", b"PK\x03\x04 not really a zip", LIMIT)
+
+
+def test_page_starts_survive_the_saved_index():
+    import json
+    from dataclasses import asdict
+
+    from qa.load import Document
+
+    document = document_from_bytes("herons.pdf", pdf_pages([CONTENTS, COLONY, FEEDING, INDEX]), LIMIT)
+    again = Document(**json.loads(json.dumps(asdict(document))))  # as qa.index writes and reads it
+    assert again == document and again.page_of(again.text.index("roach")) == 3

@@ -70,12 +70,16 @@ footer {display: none !important}
 """
 
 
-def _documents_view(bot: QA):
-    """The document table and both dropdowns as they are now; nothing is preselected."""
+def _update(**changes):
     import gradio as gr
 
-    return (document_table(bot), gr.update(choices=[d.id for d in bot.documents()], value=None),
-            gr.update(choices=bot.removed(), value=None))
+    return gr.update(**changes)
+
+
+def _documents_view(bot: QA):
+    """The document table and both dropdowns as they are now; nothing is preselected."""
+    return (document_table(bot), _update(choices=[d.id for d in bot.documents()], value=None),
+            _update(choices=bot.removed(), value=None))
 
 
 def _wait_for_indexing(bot: QA) -> bool:
@@ -86,15 +90,18 @@ def _wait_for_indexing(bot: QA) -> bool:
         return True
 
 
-def build_app(bot: QA):
-    import gradio as gr
+class ChatActions:
+    """What the chat's buttons do, one method per event (build_app wires them to the page)."""
 
-    def respond(message: str, history: list, turns: list):
+    def __init__(self, bot: QA):
+        self.bot = bot
+
+    def respond(self, message: str, history: list, turns: list):
         history, turns = list(history or []), list(turns or [])
         history.append({"role": "user", "content": as_text(message or "")})
-        waited = _wait_for_indexing(bot)
+        waited = _wait_for_indexing(self.bot)
         try:
-            answer = bot.ask(message or "", history=turns)
+            answer = self.bot.ask(message or "", history=turns)
             reply = render_answer(answer)
             if answer.question != " ".join((message or "").split()):
                 reply = f"*Read as: {as_text(answer.question)}*\n\n" + reply
@@ -106,62 +113,67 @@ def build_app(bot: QA):
         history.append({"role": "assistant", "content": reply})
         return history, "", turns[-5:]
 
-    def ask_api(question: str) -> dict:
+    def ask_api(self, question: str) -> dict:
         """JSON answer for programs (gradio_client: client.predict(question, api_name="/ask"))."""
         try:
-            return bot.ask(question).to_dict()
+            return self.bot.ask(question).to_dict()
         except QuestionError as error:
             return {"question": question, "error": str(error), "found": False, "text": "", "score": 0.0}
 
-    def upload(files):
+    def upload(self, files):
         names = [safe_document_id(Path(f if isinstance(f, str) else f.name).name) for f in files or []]
         yield ("⏳ indexing " + ", ".join(as_text(n) for n in names) + "…") if names else "No file chosen.", \
-            *_documents_view(bot), gr.update()
+            *_documents_view(self.bot), _update()
         messages = []
         for file, name in zip(files or [], names):
             path = Path(file if isinstance(file, str) else file.name)
             try:
-                if path.stat().st_size > bot.config.max_file_bytes:
-                    raise size_error(name, path.stat().st_size, bot.config.max_file_bytes)
-                doc_id = bot.add_bytes(name, path.read_bytes())
+                if path.stat().st_size > self.bot.config.max_file_bytes:
+                    raise size_error(name, path.stat().st_size, self.bot.config.max_file_bytes)
+                doc_id = self.bot.add_bytes(name, path.read_bytes())
                 messages.append(f"✅ added {as_text(doc_id)}")
             except (DocumentError, IndexWriteError) as error:
                 messages.append(f"⚠️ {as_text(str(error))}")
         if names:
-            yield "<br>".join(messages), *_documents_view(bot), None
+            yield "<br>".join(messages), *_documents_view(self.bot), None
 
-    def ask_removal(document_id: str | None):
+    def ask_removal(self, document_id: str | None):
         """Removing asks first: the Confirm button appears, named after the document."""
         if not document_id:
-            return "Choose a document to remove.", gr.update(visible=False), gr.update(visible=False)
+            return "Choose a document to remove.", _update(visible=False), _update(visible=False)
         return (f"Remove **{as_text(document_id)}** from the index? Press *Confirm removal* to go on.",
-                gr.update(value=f"Confirm removal of {document_id}", visible=True), gr.update(visible=True))
+                _update(value=f"Confirm removal of {document_id}", visible=True), _update(visible=True))
 
-    def remove(document_id: str | None):
-        hidden = gr.update(visible=False)
+    def remove(self, document_id: str | None):
+        hidden = _update(visible=False)
         if not document_id:
-            return "Choose a document to remove.", *_documents_view(bot), hidden, hidden
+            return "Choose a document to remove.", *_documents_view(self.bot), hidden, hidden
         try:
-            bot.remove(document_id)
+            self.bot.remove(document_id)
             message = f"🗑️ removed {as_text(document_id)}"
-            if document_id in bot.removed():
+            if document_id in self.bot.removed():
                 message += " (it can be restored below)"
         except (KeyError, IndexWriteError) as error:
             message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
-        return message, *_documents_view(bot), hidden, hidden
+        return message, *_documents_view(self.bot), hidden, hidden
 
-    def cancel_removal():
-        return "Nothing removed.", *_documents_view(bot), gr.update(visible=False), gr.update(visible=False)
+    def cancel_removal(self):
+        return "Nothing removed.", *_documents_view(self.bot), _update(visible=False), _update(visible=False)
 
-    def restore(document_id: str | None):
+    def restore(self, document_id: str | None):
         if not document_id:
-            return "Choose a removed document to restore.", *_documents_view(bot)
+            return "Choose a removed document to restore.", *_documents_view(self.bot)
         try:
-            message = f"♻️ restored {as_text(bot.restore(document_id))}"
+            message = f"♻️ restored {as_text(self.bot.restore(document_id))}"
         except (KeyError, DocumentError, IndexWriteError) as error:
             message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
-        return message, *_documents_view(bot)
+        return message, *_documents_view(self.bot)
 
+
+def build_app(bot: QA):
+    import gradio as gr
+
+    actions = ChatActions(bot)
     with gr.Blocks(title="Ask your documents") as app:
         gr.Markdown("## Ask your documents\nAnswers are exact quotes from the indexed documents, with how sure "
                     "the reader is. When the documents do not hold the answer, it says so. Follow-up questions "
@@ -197,14 +209,17 @@ def build_app(bot: QA):
                     bring_back = gr.Button("Restore", scale=1, min_width=80, elem_id="restore")
         view = [table, chosen, removed]
         app.load(lambda: _documents_view(bot), None, view, api_visibility="private")
-        question.submit(respond, [question, chat, turns], [chat, question, turns], api_name="chat")
-        send.click(respond, [question, chat, turns], [chat, question, turns], api_visibility="private")
-        files.upload(upload, files, [status, *view, files], api_name="upload")
-        drop.click(ask_removal, chosen, [status, confirm, cancel], api_visibility="private")
-        confirm.click(remove, chosen, [status, *view, confirm, cancel], api_name="remove")
-        cancel.click(cancel_removal, None, [status, *view, confirm, cancel], api_visibility="private")
-        bring_back.click(restore, removed, [status, *view], api_name="restore")
-        gr.api(ask_api, api_name="ask")
+        question.submit(actions.respond, [question, chat, turns], [chat, question, turns], api_name="chat")
+        send.click(actions.respond, [question, chat, turns], [chat, question, turns], api_visibility="private")
+        files.upload(actions.upload, files, [status, *view, files], api_name="upload")
+        drop.click(actions.ask_removal, chosen, [status, confirm, cancel], api_visibility="private")
+        # Another choice after pressing Remove withdraws the question: Confirm never removes what was not named.
+        chosen.change(lambda: (_update(visible=False), _update(visible=False)), None, [confirm, cancel],
+                      api_visibility="private")
+        confirm.click(actions.remove, chosen, [status, *view, confirm, cancel], api_name="remove")
+        cancel.click(actions.cancel_removal, None, [status, *view, confirm, cancel], api_visibility="private")
+        bring_back.click(actions.restore, removed, [status, *view], api_name="restore")
+        gr.api(actions.ask_api, api_name="ask")
     return app
 
 

@@ -12,6 +12,7 @@ is at least 0.5.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -37,8 +38,12 @@ def run(bot, conversations: list[dict]) -> dict:
     for conversation in conversations:
         talk = bot.conversation()
         for number, turn in enumerate(conversation["turns"]):
+            started = time.perf_counter()
             with_history = talk.ask(turn["question"])
+            with_ms = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
             alone = bot.ask(turn["question"])
+            alone_ms = (time.perf_counter() - started) * 1000
             in_full = bot.ask(turn["in_full"]) if "in_full" in turn else None  # written out by hand: the ceiling
             rows.append({
                 "id": conversation["id"], "turn": number + 1, "question": turn["question"], "gold": turn["answers"],
@@ -47,6 +52,7 @@ def run(bot, conversations: list[dict]) -> dict:
                 "right_with": f1_score(with_history.text, turn["answers"]) >= RIGHT_F1,
                 "right_without": f1_score(alone.text, turn["answers"]) >= RIGHT_F1,
                 "right_in_full": in_full is not None and f1_score(in_full.text, turn["answers"]) >= RIGHT_F1,
+                "ms_with": round(with_ms, 1), "ms_without": round(alone_ms, 1),
             })
     follow = [r for r in rows if r["turn"] > 1]
     first = [r for r in rows if r["turn"] == 1]
@@ -57,6 +63,8 @@ def run(bot, conversations: list[dict]) -> dict:
         "follow_up_right_without_history_pct": share(follow, "right_without"),
         "follow_up_right_written_in_full_pct": share(follow, "right_in_full"),
         "first_turn_right_pct": share(first, "right_with"), "right_if_f1_at_least": RIGHT_F1,
+        "follow_up_p50_ms_with_history": round(statistics.median(r["ms_with"] for r in follow), 1),
+        "follow_up_p50_ms_without_history": round(statistics.median(r["ms_without"] for r in follow), 1),
     }, "rows": rows}
 
 

@@ -4,7 +4,8 @@ Each SQuAD-format set's paragraphs are the corpus; every question is retrieved a
 `QA.ask` does (qa.calibrate.harvest), and then answered two ways from the same candidates:
 - "reader margin": the span with the best margin, its calibrated confidence, threshold 0.2 (the rule before the
   answer scorer);
-- "answer scorer": the candidate the scorer finds most probable, its probability, the configured threshold.
+- "answer scorer": the candidate the scorer finds most probable, its probability, the configured threshold;
+and both at thresholds 0.1-0.5 ("frontier"), to compare them where they decline equally often.
 Nothing here is fitted: the scorer and its threshold come from SQuAD train (python -m qa.calibrate).
 
     python bench/trust.py [--sets v1.1 v2.0 xquad] [--sample N]     # writes bench/results/trust.json
@@ -33,6 +34,7 @@ SQUAD = ROOT.parent / "shared" / "data" / "squad"
 SETS = {"v1.1": SQUAD / "dev-v1.1.json.gz", "v2.0": SQUAD / "dev-v2.0.json.gz",
         "xquad": SQUAD / "extra" / "xquad.en.json.gz"}
 OLD_THRESHOLD = 0.2
+FRONTIER = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def metrics(records: list[dict], scorer: AnswerScorer | None, threshold: float) -> dict:
@@ -87,7 +89,12 @@ def main() -> None:
                 cached.write_text("".join(json.dumps(r) + "\n" for r in records))
         results[name] = {"questions": len(records), "unanswerable": sum(not r["answerable"] for r in records),
                          "reader margin": metrics(records, None, OLD_THRESHOLD),
-                         "answer scorer": metrics(records, scorer, config.threshold) if scorer else None}
+                         "answer scorer": metrics(records, scorer, config.threshold) if scorer else None,
+                         # every operating point of both, to compare them at equal abstention
+                         "frontier": {f"{variant} {t:.2f}": {k: v for k, v in metrics(records, s, t).items()
+                                                             if k in ("f1", "answerable_answered", "unanswerable_declined")}
+                                      for variant, s in (("reader margin", None), ("answer scorer", scorer))
+                                      for t in FRONTIER}}
         print(name, json.dumps(results[name], indent=1), file=sys.stderr)
         out.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -13,7 +13,7 @@ from qa.chunk import Chunk, Chunker
 from qa.config import Config
 from qa.embed import Embedder
 from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore
-from qa.load import Document, DocumentError, document_from_bytes, load_corpus, load_file, \
+from qa.load import Document, DocumentError, document_from_bytes, iter_corpus_files, load_corpus, load_file, \
     safe_document_id
 from qa.read import Reader, Reading
 from qa.retrieve import Retrieved, Retriever
@@ -59,12 +59,17 @@ class Answer:
     message: str = ""  # why nothing was found, when there is a reason beyond low confidence
     confident: bool = False  # found, and score reaches Config.confident_threshold; found but not confident: unsure
     alternatives: list[Alternative] = field(default_factory=list)  # next-best answers (the best guesses if declined)
+    page: int | None = None  # PDFs: the 1-based page the quote stands on
+
+    def where(self) -> str:
+        """'report.pdf p. 12 [3001:3020]': the document, page (PDFs) and characters of the quote."""
+        return f"{self.document}{f' p. {self.page}' if self.page else ''} [{self.start}:{self.end}]"
 
     def to_dict(self) -> dict:
         return {
             "question": self.question, "text": self.text, "score": round(self.score, 4), "found": self.found,
             "confident": self.confident, "document": self.document, "start": self.start, "end": self.end,
-            "context": self.context, "context_start": self.context_start, "message": self.message,
+            "context": self.context, "context_start": self.context_start, "message": self.message, "page": self.page,
             "alternatives": [{"text": a.text, "score": round(a.score, 4), "document": a.document, "start": a.start,
                               "end": a.end} for a in self.alternatives],
             "passages": [{"document": p.document, "start": p.start, "end": p.end, "text": p.text}
@@ -245,6 +250,23 @@ class QA:
             self.store.save(updated)
             self.index = updated
 
+    def removed(self) -> list[str]:
+        """Corpus documents the user removed: restore() indexes them again."""
+        return sorted(self.index.excluded)
+
+    def restore(self, document_id: str) -> str:
+        """Index again a corpus document that remove() took out; returns its id."""
+        if document_id not in self.index.excluded:
+            raise KeyError(f"{document_id!r} was not removed")
+        for file, root in iter_corpus_files([p for p in self.config.corpus if Path(p).exists()]):
+            if file.relative_to(root).as_posix() == document_id:
+                document = load_file(file, root, self.config.max_file_bytes)
+                problems: list[str] = []
+                if not self._add_documents([replace(document, source=CORPUS_SOURCE + document.source)], problems):
+                    raise DocumentError(problems[0])
+                return document_id
+        raise DocumentError(f"{document_id}: no longer in the corpus folders, so it cannot be restored")
+
     # -- questions ------------------------------------------------------------------------------------------
     def _check(self, question: str) -> str:
         if not isinstance(question, str):
@@ -257,8 +279,20 @@ class QA:
                                 f"{self.config.max_question_chars:,}.")
         return question
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
+        """history: the earlier turns [(question, answer text)], oldest first; a follow-up question ("Which
+        country is he from?") is then read against them (qa.converse)."""
+        if history is not None:
+            from qa.converse import ask_with_history
+
+            return ask_with_history(self, question, history)
         return self.ask_many([question])[0]
+
+    def conversation(self):
+        """A qa.converse.Conversation: ask() in turn, each follow-up read against the turns before it."""
+        from qa.converse import Conversation
+
+        return Conversation(self)
 
     def ask_many(self, questions: list[str], top_k: int | None = None) -> list[Answer]:
         """Answers in order; all questions share one retrieval call and one batched pass of the reader."""
@@ -278,6 +312,8 @@ class QA:
         readings = self._read([cleaned[i] for i in todo], retrieved)
         for i, hits, reading in zip(todo, retrieved, readings):
             answers[i] = self._answer(cleaned[i], hits, reading)
+            if answers[i].found and answers[i].document in index.documents:
+                answers[i].page = index.documents[answers[i].document].page_of(answers[i].start)
         return answers
 
     def _read(self, questions: list[str], retrieved: list[list[Retrieved]]) -> list[Reading]:

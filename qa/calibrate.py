@@ -4,9 +4,10 @@ The set imitates what a user meets: a corpus of whole train articles; questions 
 corpus (answerable); questions whose paragraph was left out of it (the documents do not hold the answer); and
 questions edited so that their own paragraph no longer answers them (negated, a name swapped, a year the
 paragraph never states: SQuAD 2.0's kinds, made by qa/train.py's generators). Every question goes through the
-product's own retrieval and reading; each candidate answer is labelled right when its SQuAD F1 against the gold
-answer is at least 0.5 (never, for an unanswerable question). A logistic regression on the candidates'
-features is the scorer; the threshold that maximises F1 on held-out articles is recorded beside it.
+product's own retrieval and reading; each candidate answer is labelled with its SQuAD F1 against the gold answer
+(0 for an unanswerable question). A logistic regression on the candidates' features, with those F1s as soft
+labels, is the scorer: its probability is the answer's expected F1. The threshold that maximises F1 on held-out
+articles, and the confident band (answers right, F1 >= 0.5, nine times in ten), are recorded beside it.
 
     python -m qa.calibrate --train-file ../shared/data/squad/train-v1.1.json.gz --out qa/models/reader
 """
@@ -29,7 +30,10 @@ from qa.evaluate import EvalQuestion, f1_score
 from qa.load import Document, make_document
 from qa.read import CALIBRATION_FILE, Calibration
 
-RIGHT_F1 = 0.5  # a candidate at least this close to the gold answer counts as right
+RIGHT_F1 = 0.5  # an answer at least this close to the gold answer counts as right (for the confident band)
+# Of the questions a user asks, the share the documents do not answer: an assumption of the product (people ask
+# their documents what they expect them to hold), not a property of any data set. It sets the threshold.
+UNANSWERABLE_SHARE = 0.2
 
 
 @dataclass
@@ -131,20 +135,26 @@ def write_calibration(folder: str | Path, calibration: Calibration, about: dict)
 
 
 def _matrix(records: list[dict], features: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate features and their F1 against the gold answer (0 for an unanswerable question)."""
     columns = [FEATURES.index(name) for name in features]
     rows = [f for r in records for f in r["features"]]
-    labels = [f1 >= RIGHT_F1 for r in records for f1 in r["f1"]]
     x = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))[:, columns]
-    return x, np.array(labels, dtype=np.float64)
+    return x, np.array([f1 for r in records for f1 in r["f1"]], dtype=np.float64)
 
 
 def fit_scorer(records: list[dict], features: tuple[str, ...] = FEATURES, c: float = 1.0) -> AnswerScorer:
+    """Logistic regression on soft labels (each candidate is right with weight F1, wrong with weight 1 - F1), so
+    the probability is an expected F1: a partly right answer counts in part, and a half-right short span is not
+    preferred to the whole answer as it would be with "right = F1 >= 0.5"."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = _matrix(records, features)
+    x, f1 = _matrix(records, features)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
+    z = (x - mean) / scale
+    model = LogisticRegression(C=c, max_iter=2000).fit(
+        np.concatenate([z, z]), np.concatenate([np.ones(len(f1)), np.zeros(len(f1))]),
+        sample_weight=np.concatenate([f1, 1 - f1]))
     return AnswerScorer(tuple(features), tuple(map(float, mean)), tuple(map(float, scale)),
                         tuple(map(float, model.coef_[0])), float(model.intercept_[0]))
 
@@ -177,9 +187,17 @@ def decide(records: list[dict], scorer: AnswerScorer | None, threshold: float) -
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
-def best_threshold(records: list[dict], scorer: AnswerScorer) -> float:
-    """The threshold (in steps of 0.05) under which declining gives the best F1 on these questions."""
-    return float(max(THRESHOLDS, key=lambda t: np.mean([f1 for _, f1 in decide(records, scorer, t)])))
+def best_threshold(records: list[dict], scorer: AnswerScorer, unanswerable_share: float = UNANSWERABLE_SHARE) -> float:
+    """The threshold (in steps of 0.05) under which declining gives the best F1 when `unanswerable_share` of the
+    questions asked have no answer in the documents (the set's own mix says nothing about a user's)."""
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+
+    def f1(t: float) -> float:
+        parts = [(1 - unanswerable_share, answerable), (unanswerable_share, unanswerable)]
+        return sum(w * np.mean([f for _, f in decide(rs, scorer, t)]) for w, rs in parts if rs)
+
+    return float(max(THRESHOLDS, key=f1))
 
 
 def confident_threshold(records: list[dict], scorer: AnswerScorer, precision: float = 0.9) -> float:
@@ -259,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--absent", type=int, default=800)
     parser.add_argument("--edited", type=int, default=800)
     parser.add_argument("--held-out", type=float, default=0.25, help="share of articles held out for the threshold")
+    parser.add_argument("--unanswerable-share", type=float, default=UNANSWERABLE_SHARE,
+                        help="share of a user's questions that the documents do not answer (sets the threshold)")
     parser.add_argument("--reader-calibration", action="store_true",
                         help="first refit the reader's calibration.json (then read every question again with it)")
     args = parser.parse_args(argv)
@@ -289,14 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     fit = [r for r in records if r["article"] not in held_articles]
     held = [r for r in records if r["article"] in held_articles]
     scorer = fit_scorer(fit)
-    threshold = best_threshold(held, scorer)
+    threshold = best_threshold(held, scorer, args.unanswerable_share)
     shown = decide(held, scorer, threshold)
 
     def held_f1(kind: str | None = None) -> float:
         values = [f for (_, f), r in zip(shown, held) if kind is None or r["kind"] == kind]
         return round(100 * float(np.mean(values)), 2)
 
-    summary = {"held_out_questions": len(held), "threshold": threshold, "held_out_f1": held_f1(),
+    summary = {"held_out_questions": len(held), "unanswerable_share_assumed": args.unanswerable_share,
+               "threshold": threshold, "held_out_f1": held_f1(),
+               "threshold_by_unanswerable_share": {share: best_threshold(held, scorer, share)
+                                                   for share in (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)},
                "confident_threshold (right 90% of the time)": confident_threshold(held, scorer),
                **{f"held_out_f1_{kind}": held_f1(kind) for kind in ("answerable", "absent", "edited")}}
     final = fit_scorer(records)  # the shipped scorer sees every article; the threshold comes from held-out ones
@@ -305,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
              "runtime": f"{resolve_runtime(config.runtime, config.device)}, {'int8' if config.quantize else 'fp32'}",
              "train_file": Path(args.train_file).name, "articles": args.articles,
              "questions": {k: data.kinds.count(k) for k in ("answerable", "absent", "edited")},
-             "right_when_f1_at_least": RIGHT_F1, **summary}
+             "labels": "F1 against the gold answer (soft)", "confident_when_right_f1_at_least": RIGHT_F1,
+             **summary}
     scorer = AnswerScorer(final.features, final.mean, final.scale, final.weights, final.intercept, about)
     scorer.save(Path(args.out) / SCORER_FILE)
     print(json.dumps(about, indent=1))

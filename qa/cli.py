@@ -10,6 +10,35 @@ import time
 from pathlib import Path
 
 
+class CliError(Exception):
+    """A user mistake: printed as one line on stderr, exit status 2, no traceback."""
+
+
+def _require_index(args) -> None:
+    """`ask` and `eval` read an index: a mistyped --index must not silently create an empty one."""
+    from qa.index import IndexStore
+
+    if getattr(args, "corpus", None):
+        _check_paths(args.corpus)
+    if args.index and not getattr(args, "corpus", None) and not IndexStore(args.index).exists():
+        raise CliError(f"no index in {args.index}: build one with `qa index FILES --index {args.index}` "
+                       "(or give the documents with --corpus)")
+
+
+def _check_paths(paths: list[str]) -> None:
+    """Every named path exists and holds something indexable; checked before anything is written."""
+    from qa.load import SUPPORTED_SUFFIXES, iter_corpus_files
+
+    supported = " ".join(sorted(SUPPORTED_SUFFIXES))
+    for path in paths:
+        if not Path(path).exists():
+            raise CliError(f"{path}: no such file or folder")
+        if Path(path).is_file() and Path(path).suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise CliError(f"{path}: unsupported file type; supported: {supported}")
+        if not iter_corpus_files([path]):
+            raise CliError(f"{path}: no supported files in this folder (supported: {supported})")
+
+
 def _bot(args, corpus: list[str] | None = None):
     from qa.answer import QA
 
@@ -35,18 +64,22 @@ def highlight(answer) -> str:
 def cmd_ask(args) -> int:
     from qa.answer import QuestionError
 
+    _require_index(args)
     bot = _bot(args)
     try:
         answer = bot.ask(args.question)
     except QuestionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise CliError(str(error)) from None
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
     elif answer.found:
         print(answer.text)
-        print(f"confidence {answer.score:.0%} · {answer.document} [{answer.start}:{answer.end}]")
+        print(f"confidence {answer.score:.0%}{'' if answer.confident else ' (unsure)'} · {answer.where()}")
         print(highlight(answer))
+        if not answer.confident:
+            for alternative in answer.alternatives:
+                print(f"  or: {alternative.text} ({alternative.score:.0%}, {alternative.document} "
+                      f"[{alternative.start}:{alternative.end}])")
     else:
         print(answer.message or "Not found: the documents do not seem to hold the answer.")
         print(f"(best guess had confidence {answer.score:.0%})")
@@ -56,10 +89,24 @@ def cmd_ask(args) -> int:
 
 
 def cmd_index(args) -> int:
+    from qa.load import iter_corpus_files
+
+    _check_paths(args.paths)
     started = time.perf_counter()
     bot = _bot(args, corpus=args.paths)
     for problem in bot.problems:
         print(f"skipped: {problem}", file=sys.stderr)
+    named = {f.relative_to(root).as_posix(): Path(path).is_file() for path in args.paths
+             for f, root in iter_corpus_files([path])}
+    for doc_id in set(named) & set(bot.index.excluded):
+        if named[doc_id]:  # a file named on the command line comes back even if it was removed earlier
+            bot.restore(doc_id)
+            print(f"restored: {doc_id} (it had been removed)", file=sys.stderr)
+        else:
+            print(f"skipped: {doc_id} was removed earlier; name the file itself to index it again", file=sys.stderr)
+    if not set(named) & set(bot.index.documents):
+        raise CliError("nothing was indexed" + (f" ({len(bot.problems)} files skipped, see above)"
+                                                 if bot.problems else ""))
     print(f"{len(bot.index.documents)} documents, {len(bot.index.chunks)} chunks in {bot.config.index_dir} "
           f"({time.perf_counter() - started:.1f} s)")
     return 0
@@ -69,7 +116,18 @@ def cmd_eval(args) -> int:
     from qa.evaluate import read_questions, run_eval
     from qa.report import write_html_report, write_rows
 
-    questions, documents = read_questions(args.questions)
+    if not Path(args.questions).is_file():
+        raise CliError(f"{args.questions}: no such question file")
+    try:
+        questions, documents = read_questions(args.questions)
+    except (ValueError, KeyError, TypeError, OSError, EOFError) as error:
+        detail = str(error) if str(error).startswith(args.questions) else f"{args.questions}: not a question file " \
+            f"(expected JSONL rows or SQuAD JSON; {type(error).__name__}: {error})"
+        raise CliError(detail) from None
+    if not questions:
+        raise CliError(f"{args.questions}: holds no questions")
+    if args.report:  # fail before a long run, not after it
+        import matplotlib  # noqa: F401
     if args.limit:
         questions = questions[: args.limit]
     build_seconds = None
@@ -80,11 +138,11 @@ def cmd_eval(args) -> int:
         bot.add_documents([d for d in documents if d.id not in bot.index.documents])
         build_seconds = round(time.perf_counter() - started, 2)
     else:
+        _require_index(args)
         bot = _bot(args)
     if not bot.index.chunks:
-        print(f"error: the index in {bot.config.index_dir} holds no documents, so every answer would be \"not "
-              "found\"; give the documents with --corpus DIR (or index them first with `qa index`)", file=sys.stderr)
-        return 2
+        raise CliError(f"the index in {bot.config.index_dir} holds no documents, so every answer would be \"not "
+                       "found\"; give the documents with --corpus DIR (or index them first with `qa index`)")
     report = run_eval(bot, questions, batch_size=args.batch_size, progress_file=args.resume_file)
     report.metrics["index_build_seconds"] = build_seconds
     report.metrics["chunks"] = len(bot.index.chunks)
@@ -102,7 +160,8 @@ def cmd_eval(args) -> int:
 def cmd_serve(args) -> int:
     from qa.web import main as serve
 
-    return serve(["--host", args.host, "--port", str(args.port)] + (["--share"] if args.share else []))
+    options = (["--host", args.host] if args.host else []) + (["--port", str(args.port)] if args.port else [])
+    return serve(options + (["--share"] if args.share else []))
 
 
 def cmd_export(args) -> int:
@@ -146,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.set_defaults(run=cmd_eval)
 
     serve = commands.add_parser("serve", help="start the web chat (same as python app.py)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--host", help="interface to bind (default: QA_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: QA_PORT, else 7860)")
     serve.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs network)")
     serve.set_defaults(run=cmd_serve)
 
@@ -167,7 +226,23 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:])
         return 0
     args = parser.parse_args(argv)
-    return args.run(args)
+    return _run(args)
+
+
+def _run(args) -> int:
+    """Run a command; a user mistake or a refused file becomes one line on stderr (and JSON with --json)."""
+    from qa.index import IndexCorruptError, IndexMismatchError, IndexWriteError
+    from qa.load import DocumentError
+
+    try:
+        return args.run(args)
+    except (CliError, DocumentError, IndexWriteError, IndexCorruptError, IndexMismatchError, KeyError) as error:
+        message = str(error).strip("'\"")
+    if args.command == "ask" and args.json:
+        print(json.dumps({"question": args.question, "error": message, "found": False, "text": ""},
+                         ensure_ascii=False, indent=1))
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

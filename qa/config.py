@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# FAISS logs each instruction-set build it tries (a ModuleNotFoundError line for AVX-512 on most CPUs): noise.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -28,8 +31,8 @@ def default_embedder() -> str:
 # server) when QA or a component is made from the Config; from then on changing it is refused with an error
 # instead of silently doing nothing (make a new QA with it instead).
 LIVE_SETTINGS = frozenset({"top_k", "candidates", "rrf_k", "use_bm25", "max_answer_tokens", "n_best", "threshold",
-                           "read_first", "settle_confidence", "reader_batch_size", "max_question_chars",
-                           "max_file_bytes", "max_documents"})
+                           "confident_threshold", "alternatives", "read_first", "settle_confidence",
+                           "reader_batch_size", "max_question_chars", "max_file_bytes", "max_documents"})
 
 
 @dataclass
@@ -66,9 +69,12 @@ class Config:
     max_answer_tokens: int = 30
     n_best: int = 20
     # Confidence is the answer scorer's probability that the answer is right (qa/aggregate.py; fitted with
-    # qa/calibrate.py on SQuAD-train-derived questions, the threshold too: bench/results/calibrate.json).
-    threshold: float = 0.5  # under it the answer is "not found"
-    confident_threshold: float = 0.8  # from here on the answer is shown as confident; between the two, "unsure"
+    # qa/calibrate.py on SQuAD-train-derived questions, and these thresholds with it: see the "about" of
+    # qa/models/reader/answer_scorer.json; bench/results/trust.json compares it with the reader's margin alone).
+    # The held-out optimum depends on how many questions have no answer: 0.2 when one in ten has none, 0.4 when
+    # one in five ("threshold_by_unanswerable_share" there). 0.3 lies between; below it, answers are "not found".
+    threshold: float = 0.3
+    confident_threshold: float = 0.7  # from here on the answer is shown as confident; between the two, "unsure"
     alternatives: int = 3  # next-best answers kept with each answer
     use_scorer: bool = True  # False: the reader's calibrated margin alone chooses and scores (no answer_scorer.json)
     # Read the best `read_first` chunks first; read the rest only when no answer there reaches

@@ -95,7 +95,11 @@ def read_questions(path: str | Path) -> tuple[list[EvalQuestion], list[Document]
                 continue
             try:
                 row = json.loads(line)
-                questions.append(EvalQuestion(str(row["id"]), row["question"], list(row.get("answers", []))))
+                answers = row.get("answers", [])
+                answers = [answers] if isinstance(answers, str) else list(answers)  # one answer written bare
+                if not isinstance(row["question"], str) or not all(isinstance(a, str) for a in answers):
+                    raise TypeError("question and answers must be text")
+                questions.append(EvalQuestion(str(row["id"]), row["question"], answers))
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{path}:{number}: not a question row ({error})") from None
     return questions, None

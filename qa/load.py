@@ -1,7 +1,8 @@
-"""Load documents (.txt, .md, .html, .pdf) into plain text with a stable id and a content hash."""
+"""Load documents (.txt, .md, .rst, .html, .pdf, .docx) into plain text with a stable id and a content hash."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import re
@@ -13,7 +14,8 @@ from pathlib import Path, PurePosixPath
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+DOCX_SUFFIXES = {".docx"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
 
 
 class DocumentError(ValueError):
@@ -26,13 +28,31 @@ class Document:
     text: str
     sha256: str
     source: str = ""  # where it was read from, for display only
+    pages: tuple[int, ...] = ()  # PDFs: where each page starts in text (a skipped page starts where the next does)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pages", tuple(self.pages))  # a list when read back from the saved index
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page holding text[offset], or None for documents without pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
 
-def make_document(doc_id: str, text: str, source: str = "") -> Document:
+def make_document(doc_id: str, text: str, source: str = "", pages: tuple[int, ...] = ()) -> Document:
     text = clean_text(text)
     if not text.strip():
         raise DocumentError(f"{doc_id}: the document is empty (no text to index)")
-    return Document(id=doc_id, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), source=source)
+    return Document(id=doc_id, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), source=source,
+                    pages=tuple(pages))
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+
+
+def size_error(name: str, size: int, max_bytes: int) -> DocumentError:
+    """The one wording of the size limit (CLI, API and web upload)."""
+    return DocumentError(f"{name}: the file is over the {megabytes(max_bytes)} size limit ({size:,} bytes)")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029]")
@@ -107,7 +127,28 @@ def html_to_text(html: str) -> str:
     return re.sub(r" *\n *", "\n", text).strip()
 
 
-def pdf_to_text(data: bytes, name: str) -> str:
+# A line ending in a page number, a page range (index entries) or a lower-case roman numeral (front matter).
+_PAGE_NUMBER_END = re.compile(r"(\.{2,}|\s|,)\s*([0-9]{1,4}([-\u2013][0-9]{1,4})?|[ivx]{1,5})\s*$")
+_BARE_PAGE_NUMBER = re.compile(r"^([0-9]{1,4}|[ivxlcdm]{1,8})$")
+_DOT_LEADER = re.compile(r"(\.\s?){4,}|\u2026{2,}")
+
+
+def is_contents_or_index_page(text: str) -> bool:
+    """A table of contents or a back-of-book index: most lines are short and end in a page number or trail
+    dot leaders. Such pages repeat the headings of the body and would be quoted instead of it."""
+    # Letter headings of an index ("A", "B") and the page's own number say nothing either way.
+    lines = [line for line in (raw.strip() for raw in text.splitlines())
+             if len(line) > 3 and not _BARE_PAGE_NUMBER.match(line)]
+    if len(lines) < 5:
+        return False
+    listed = sum(1 for line in lines if _DOT_LEADER.search(line) or
+                 (len(line) <= 90 and _PAGE_NUMBER_END.search(line)))
+    return listed / len(lines) >= 0.6
+
+
+def pdf_to_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
+    """The text of the pages, blank line between pages, and where each page starts; contents and index pages
+    are left out (their page number still counts)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -115,12 +156,47 @@ def pdf_to_text(data: bytes, name: str) -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise DocumentError(f"{name}: the PDF is encrypted")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [clean_text(page.extract_text() or "").strip() for page in reader.pages]
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, RecursionError, OSError) as error:
         raise DocumentError(f"{name}: could not read the PDF ({type(error).__name__}: {error})") from None
-    return "\n\n".join(p.strip() for p in pages if p.strip())
+    kept = [page if page and not is_contents_or_index_page(page) else "" for page in pages]
+    if not any(kept):
+        kept = pages  # a PDF that is all lists is still better indexed than refused
+    text, starts = "", []
+    for page in kept:
+        if page and text:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    return text, tuple(starts)
+
+
+def docx_to_text(data: bytes, name: str) -> str:
+    """Paragraphs and table rows in document order (python-docx)."""
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        parts = []
+        for block in document.element.body.iterchildren():
+            tag = block.tag.rsplit("}", 1)[-1]
+            if tag == "p":
+                parts.append(Paragraph(block, document).text)
+            elif tag == "tbl":
+                parts.extend(" | ".join(cell.text.strip() for cell in row.cells)
+                             for row in Table(block, document).rows)
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise DocumentError(f"{name}: could not read the Word document ({type(error).__name__}: {error})") from None
+    except Exception as error:  # noqa: BLE001  lxml's parse errors, from an untrusted file
+        raise DocumentError(f"{name}: could not read the Word document ({type(error).__name__})") from None
+    return "\n\n".join(p.strip() for p in parts if p.strip())
 
 
 def document_from_bytes(doc_id: str, data: bytes, max_bytes: int, source: str = "") -> Document:
@@ -129,13 +205,16 @@ def document_from_bytes(doc_id: str, data: bytes, max_bytes: int, source: str = 
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise DocumentError(f"{doc_id}: unsupported file type {suffix or '(none)'!r}; supported: {supported}")
     if len(data) > max_bytes:
-        raise DocumentError(f"{doc_id}: file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        raise size_error(doc_id, len(data), max_bytes)
     if not data.strip():
         raise DocumentError(f"{doc_id}: the file is empty")
     if suffix in PDF_SUFFIXES:
         if not data.startswith(b"%PDF"):
             raise DocumentError(f"{doc_id}: not a PDF file (no %PDF header)")
-        text = pdf_to_text(data, doc_id)
+        text, pages = pdf_to_text(data, doc_id)
+        return make_document(doc_id, text, source, pages)
+    if suffix in DOCX_SUFFIXES:
+        text = docx_to_text(data, doc_id)
     else:
         text = decode_text(data, doc_id)
         if suffix in HTML_SUFFIXES:
@@ -150,7 +229,7 @@ def load_file(path: str | Path, root: str | Path | None = None, max_bytes: int =
     doc_id = path.relative_to(root).as_posix() if root else path.name
     size = path.stat().st_size
     if size > max_bytes:  # refuse before reading a huge file into memory
-        raise DocumentError(f"{doc_id}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        raise size_error(doc_id, size, max_bytes)
     return document_from_bytes(doc_id, path.read_bytes(), max_bytes, source=str(path))
 
 

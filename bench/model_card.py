@@ -13,6 +13,36 @@ from qa.config import SHIPPED_READER, Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def answer_scorer_section() -> str:
+    """What the answer scorer is, what it was fitted on, and how it compares end to end (bench/results/trust.json)."""
+    about = json.loads((SHIPPED_READER / "answer_scorer.json").read_text())["about"]
+    trust_file = ROOT / "bench" / "results" / "trust.json"
+    trust = json.loads(trust_file.read_text()) if trust_file.is_file() else {}
+    lines = [
+        "A logistic regression over each candidate answer's reader, retrieval and agreement features "
+        "(`qa/aggregate.py`) giving its expected F1, which `QA` shows as confidence. Fitted by "
+        f"`python -m qa.calibrate` on {sum(about['questions'].values())} questions derived from "
+        f"{about['train_file']} ({about['articles']} articles as the corpus: "
+        + ", ".join(f"{n} {k}" for k, n in about["questions"].items())
+        + f"), read end to end as the product reads them ({about['runtime']}); never on a dev set.",
+        f"Held-out articles: F1 {about['held_out_f1']} at threshold {about['threshold']}; the best threshold by the "
+        f"share of unanswerable questions: {about['threshold_by_unanswerable_share']}. Product threshold "
+        f"{Config().threshold}, confident from {Config().confident_threshold}.",
+        "",
+        "| set (its paragraphs as the corpus) | questions | variant | F1 | answerable answered % | unanswerable "
+        "declined % | AUROC | F1 at 80% coverage |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in trust.items():
+        for variant in ("reader margin", "answer scorer"):
+            m = result.get(variant)
+            if m:
+                lines.append(f"| {name} | {result['questions']} | {variant} (threshold {m['threshold']}) | {m['f1']} | "
+                             f"{m['answerable_answered']} | {m['unanswerable_declined']} | {m['confidence_auroc']} | "
+                             f"{m['f1_at_80%_coverage']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     config = json.loads((SHIPPED_READER / "training_config.json").read_text())
     # Runs before qa.training took Config's names wrote max_length and stride.
@@ -50,6 +80,8 @@ def main() -> None:
         row(f"COVID-QA (sample), {default}", f"covid_qa_{default}")) if r)
     speed_rows = "\n".join(f"| {name.removesuffix('_ms')} | {ms} |" for name, ms in speed.items() if name.endswith("_ms"))
     stage1, stage2 = config["stage_2"]["stage_1"], config["stage_2"]
+    calibration_about = json.loads((SHIPPED_READER / "calibration.json").read_text()).get("fitted_on", "")
+    scorer_section = answer_scorer_section()
     card = f"""# Reader: all-MiniLM-L6-v2 fine-tuned for extractive QA (SQuAD v1.1 + synthetic no-answer)
 
 The default reader of this project, trained by `qa train` and shipped as fp16 safetensors ({size_mb:.0f} MB on
@@ -83,10 +115,10 @@ channel, all linear layers but the feed-forward down-projections and the span he
   decay to zero by the time limit (`--time-limit`), weight decay {config['weight_decay']}, bf16 autocast,
   length-grouped batches with dynamic padding, seed {config['seed']}; stopped at step {config['stopped_at']}
   (about 1.6 epochs).
-- **Calibration**: `calibration.json` maps the best span's margin over the [CLS] no-answer score to a
-  probability of being right (logistic fit to F1 on every other article of SQuAD v2.0 dev, int8). The product's
-  default threshold is {Config().threshold} (`Config.threshold`: it prefers answering); the SQuAD v2.0 rows below
-  are scored at the threshold best for F1 on the fitting half, as SQuAD 2.0 systems are, and at {threshold}.
+- **Calibration**: `calibration.json` maps the best span's margin over the [CLS] no-answer score to an expected
+  F1 ({calibration_about}). The product uses it only to decide whether the first retrieved passages settle a
+  question; the SQuAD v2.0 rows below score the reader alone with it, at the threshold best for F1 on the fitting
+  half (as SQuAD 2.0 systems are) and at {threshold}.
 - **Date**: {results['date']}.
 
 ## Scores (official SQuAD metric, gold paragraph given; `python bench/reader.py`)
@@ -94,6 +126,10 @@ channel, all linear layers but the feed-forward down-projections and the span he
 | data set | questions | EM | F1 | answerable F1 | unanswerable accuracy | no-answer accuracy |
 |---|---|---|---|---|---|---|
 {rows}
+
+## Answer scorer (`answer_scorer.json`)
+
+{scorer_section}
 
 ## Speed (one 256-token window, batch 1, median; {results['machine']})
 

@@ -48,7 +48,7 @@ class Alternative:
 class Answer:
     question: str
     text: str  # the exact quote (whitespace squeezed); "" when the documents do not hold the answer
-    score: float  # probability that the answer is right (the answer scorer's; see qa/aggregate.py)
+    score: float  # how right the answer is expected to be: the answer scorer's expected F1 (qa/aggregate.py)
     found: bool
     document: str = ""  # document id
     start: int = 0  # document.text[start:end] is the quote

@@ -115,7 +115,7 @@ class Index:
         results = []
         for question in questions:
             tokens = bm25_tokens(question)
-            results.append(self.store.lexical(fts_query(tokens), k) if tokens and len(self.chunks) else [])
+            results.append(self.store.lexical(tokens, k, len(self.chunks)) if tokens and len(self.chunks) else [])
         return results
 
 
@@ -136,7 +136,7 @@ class ChunkView:
         return chunk
 
     def __iter__(self):
-        return iter(self.store.all_chunks())
+        return (chunk for _, chunk in self.store.numbered_chunks())
 
     def __eq__(self, other) -> bool:
         return isinstance(other, (ChunkView, list)) and list(self) == list(other)

@@ -89,8 +89,18 @@ def phase_reopen(corpus: str, index_dir: str, questions: list[str], process_star
         started = time.perf_counter()
         bot.ask(question)
         latencies.append((time.perf_counter() - started) * 1000)
-    result.update(ask_p50_ms=round(statistics.median(latencies), 1), asked=len(latencies),
-                  reopen_peak_memory_mb=peak_mb())
+    result.update(ask_p50_ms=round(statistics.median(latencies), 1), asked=len(latencies))
+    index, parts = bot.index, {"dense": [], "lexical": [], "retrieve": []}
+    for question in questions[1:61]:
+        vector = bot.embedder.embed_questions([question])
+        for part, call in (("dense", lambda: index.search_dense(vector, 20)),
+                           ("lexical", lambda: index.search_bm25([question], 20)),
+                           ("retrieve", lambda: bot.retriever.run(index, [question]))):
+            started = time.perf_counter()
+            call()
+            parts[part].append((time.perf_counter() - started) * 1000)
+    result.update({f"{part}_p50_ms": round(statistics.median(times), 2) for part, times in parts.items()})
+    result["reopen_peak_memory_mb"] = peak_mb()
     return result
 
 

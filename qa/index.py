@@ -71,17 +71,21 @@ class Segment:
     ids: np.ndarray  # (rows,) int64 chunk numbers
 
     def top(self, queries: np.ndarray, k: int, dead: np.ndarray) -> list[list[tuple[int, float]]]:
+        """Exact inner product by FAISS straight over the mapped rows (no copy into an index). Under ONNX
+        Runtime's threads, a NumPy matrix product took 8 ms here where FAISS took 0.2 ms (3,055 rows)."""
+        import faiss
+
         rows = len(self.ids)
         if rows == 0:
             return [[] for _ in queries]
-        scores = np.asarray(self.vectors @ queries.T).T  # (questions, rows)
         k = min(rows, k + len(dead))  # room for tombstoned rows, which are dropped below
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < rows else np.tile(np.arange(rows), (len(queries), 1))
+        scores, positions = faiss.knn(queries, self.vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
         results = []
-        for row_scores, row_best in zip(scores, best):
-            ids = self.ids[row_best]
+        for row_scores, row_positions in zip(scores, positions):
+            found = row_positions >= 0
+            ids, row_scores = self.ids[row_positions[found]], row_scores[found]
             live = ~np.isin(ids, dead) if len(dead) else np.ones(len(ids), dtype=bool)
-            results.append([(int(i), float(s)) for i, s in zip(ids[live], row_scores[row_best][live])])
+            results.append([(int(i), float(s)) for i, s in zip(ids[live], row_scores[live])])
         return results
 
 

@@ -27,6 +27,7 @@ from qa.chunk import Chunk
 from qa.load import Document
 
 FORMAT_VERSION = 2
+HNSW_EF_SEARCH = 128  # candidates an HNSW search keeps (bench/ann.py measures recall@10 against exact search)
 
 
 class IndexCorruptError(RuntimeError):
@@ -69,6 +70,7 @@ class Segment:
     name: str
     vectors: np.ndarray  # (rows, dimension) float32
     ids: np.ndarray  # (rows,) int64 chunk numbers
+    graph: object = None  # a FAISS HNSW index over the rows, for large segments (approximate search)
 
     def top(self, queries: np.ndarray, k: int, dead: np.ndarray) -> list[list[tuple[int, float]]]:
         """Exact inner product by FAISS straight over the mapped rows (no copy into an index). Under ONNX
@@ -79,7 +81,11 @@ class Segment:
         if rows == 0:
             return [[] for _ in queries]
         k = min(rows, k + len(dead))  # room for tombstoned rows, which are dropped below
-        scores, positions = faiss.knn(queries, self.vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+        if self.graph is not None:
+            self.graph.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+            scores, positions = self.graph.search(queries, k)
+        else:
+            scores, positions = faiss.knn(queries, self.vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
         results = []
         for row_scores, row_positions in zip(scores, positions):
             found = row_positions >= 0

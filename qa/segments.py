@@ -6,8 +6,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import io
-import itertools
 import json
 import os
 import re
@@ -20,11 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from qa.chunk import Chunk
-from qa.index import (FORMAT_VERSION, Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexWriteError,
+from qa.durable import fsync_dir, save_array, save_graph, unlink_all
+from qa.index import (Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexWriteError,
                       Segment, bm25_tokens, fts_query)
 from qa.load import Document
 
 MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into one
+# A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
+HNSW_MIN_ROWS = 200_000
 _SEGMENT = re.compile(r"^seg-(\d{6,})\.npy$")
 _SCHEMA = """
 create table if not exists meta(key text primary key, value text not null);
@@ -41,45 +42,6 @@ create table if not exists tombstones(n integer primary key, segment text not nu
 create table if not exists excluded(id text primary key);
 create virtual table if not exists lexical using fts5(tokens, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
 """
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _save_array(path: Path, array: np.ndarray) -> str:
-    """Write as .npy in slices (so a full disk raises ENOSPC, not a short write), fsync, rename into place;
-    returns the file's sha256."""
-    array = np.ascontiguousarray(array)
-    digest = hashlib.sha256()
-    staging = path.with_name(path.name + ".tmp")
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
-    try:
-        with open(staging, "wb") as handle:
-            pieces = (array[start:start + 65536].tobytes() for start in range(0, len(array), 65536))
-            for piece in itertools.chain([header.getvalue()], pieces):
-                handle.write(piece)
-                digest.update(piece)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staging, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            staging.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
-
-
-def _unlink(paths: list[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
 
 
 class IndexStore:
@@ -200,7 +162,15 @@ class IndexStore:
             raise IndexCorruptError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
         if vectors.shape != (rows, dimension) or ids.shape != (rows,):
             raise IndexCorruptError(f"{path}: {vectors.shape} vectors, {ids.shape} ids; expected {rows} rows")
-        return Segment(name, vectors, ids)
+        graph = None
+        if rows >= HNSW_MIN_ROWS:
+            import faiss
+
+            try:
+                graph = faiss.read_index(str(self.segment_dir / f"{name}.hnsw"))
+            except RuntimeError as error:
+                raise IndexCorruptError(f"{path}: its HNSW graph is unreadable ({error})") from None
+        return Segment(name, vectors, ids, graph)
 
     def verify(self) -> None:
         """Full check: every segment file against its sha256 and the catalog's own integrity (reads it all)."""
@@ -301,7 +271,7 @@ class IndexStore:
                     db.execute("rollback")
                     raise
         except (OSError, sqlite3.OperationalError) as error:
-            _unlink(written)
+            unlink_all(written)
             raise IndexWriteError(self._explain(error)) from None
         finally:
             self._states = None
@@ -323,9 +293,12 @@ class IndexStore:
         first = max(int(counter[0][0]) if counter else 1, (self._query("select max(n) from chunks")[0][0] or 0) + 1)
         ids = np.arange(first, first + len(chunks), dtype=np.int64)
         written += [self.segment_dir / f"{name}.ids.npy", self.segment_dir / f"{name}.npy"]
-        _save_array(written[0], ids)
-        digest = _save_array(written[1], np.ascontiguousarray(vectors, dtype=np.float32))
-        _fsync_dir(self.segment_dir)
+        save_array(written[0], ids)
+        digest = save_array(written[1], np.ascontiguousarray(vectors, dtype=np.float32))
+        if len(chunks) >= HNSW_MIN_ROWS:
+            written.append(self.segment_dir / f"{name}.hnsw")
+            save_graph(written[-1], vectors)
+        fsync_dir(self.segment_dir)
         self._pending = (name, int(ids[0]), digest, written[1].stat().st_size)
         return name
 
@@ -383,9 +356,12 @@ class IndexStore:
         written = [self.segment_dir / f"{name}.ids.npy", self.segment_dir / f"{name}.npy"]
         db = self._connection()
         try:
-            _save_array(written[0], ids)
-            digest = _save_array(written[1], vectors)
-            _fsync_dir(self.segment_dir)
+            save_array(written[0], ids)
+            digest = save_array(written[1], vectors)
+            if len(ids) >= HNSW_MIN_ROWS:
+                written.append(self.segment_dir / f"{name}.hnsw")
+                save_graph(written[-1], vectors)
+            fsync_dir(self.segment_dir)
             marks = ",".join("?" * len(names))
             with self._db_lock:
                 db.execute("begin immediate")
@@ -401,10 +377,10 @@ class IndexStore:
                     db.execute("rollback")
                     raise
         except (OSError, sqlite3.OperationalError) as error:
-            _unlink(written)
+            unlink_all(written)
             raise IndexWriteError(self._explain(error)) from None
         if not len(ids):
-            _unlink(written)
+            unlink_all(written)
         self.remove_orphans()
 
     def remove_orphans(self) -> None:

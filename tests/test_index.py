@@ -245,3 +245,29 @@ def test_read_only_folder_gives_a_clear_error_and_keeps_the_old_index(tmp_path):
             add(store, [3])
         assert document_ids(store.load(FINGERPRINT)) == ["doc0000.txt", "doc0001.txt"]
         store.close()
+
+
+def test_large_segments_are_searched_through_an_hnsw_graph_with_high_recall(tmp_path, monkeypatch):
+    import faiss
+
+    from qa import segments
+
+    monkeypatch.setattr(segments, "HNSW_MIN_ROWS", 1500)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    documents = [make_document(f"d{i:04d}.txt", f"Row {i}.") for i in range(3000)]
+    chunks = [Chunk(f"{d.id}#0", d.id, 0, len(d.text), d.text) for d in documents]
+    store = IndexStore(tmp_path)
+    store.commit(fingerprint(32), documents[:2000], chunks[:2000], vectors[:2000])
+    index = store.commit(fingerprint(32), documents[2000:], chunks[2000:], vectors[2000:])
+    graphs = [s for s in index.segments if s.graph is not None]
+    assert [len(s.ids) for s in graphs] == [2000] and (tmp_path / "segments" / f"{graphs[0].name}.hnsw").exists()
+    queries = vectors[rng.choice(3000, 100, replace=False)] + 0.3 * rng.standard_normal((100, 32)).astype(np.float32)
+    _, exact = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
+    found = index.search_dense(queries, 10)
+    recall = np.mean([len({index.chunks[n].document for n, _ in hits} & {documents[e].id for e in row}) / 10
+                      for hits, row in zip(found, exact)])
+    assert recall >= 0.95
+    reopened = IndexStore(tmp_path).load(fingerprint(32))
+    assert reopened.search_dense(queries[:5], 10) == found[:5]

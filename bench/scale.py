@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=44)
     parser.add_argument("--label", default="", help="a name for this run in the results (e.g. a commit)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "scale.json"))
+    parser.add_argument("--keep", default="", help="build in this folder and keep it (corpus/ and index/)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--index-dir", help=argparse.SUPPRESS)
@@ -135,8 +136,9 @@ def main() -> None:
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(prefix="qa-scale-") as work:
+        work = args.keep or work
         corpus, index_dir = Path(work) / "corpus", Path(work) / "index"
-        corpus.mkdir()
+        corpus.mkdir(parents=True)
         questions = write_corpus(corpus, args.articles)
         result = {"articles": args.articles, "corpus_mb": disk_mb(corpus), "label": args.label}
         result.update(child("build", corpus, index_dir, questions))

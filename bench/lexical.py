@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import QA  # noqa: E402
+from qa import QA, segments  # noqa: E402
 from qa.evaluate import _first_holding_gold, gold_ranks, read_questions  # noqa: E402
 from qa.index import bm25_tokens  # noqa: E402
 
@@ -74,6 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=0, help="questions (0: all 10,570)")
     parser.add_argument("--index-dir", default="", help="reuse an index of the dev paragraphs (built if missing)")
+    parser.add_argument("--max-share", type=float, nargs="+", default=[segments.LEXICAL_MAX_SHARE],
+                        help="leave out query terms in this share of the chunks or more (one run each)")
+    parser.add_argument("--fts5-only", action="store_true")
     args = parser.parse_args()
     questions, documents = read_questions(DEV)
     questions = [q for q in questions if q.answers][: args.limit or None]
@@ -81,10 +84,17 @@ def main() -> None:
     bot.add_documents([d for d in documents if d.id not in bot.index.documents])
     chunks = bot.store.numbered_chunks()
     fts5 = bot.index.search_bm25
-    results = {"questions": len(questions), "chunks": len(chunks),
-               "fts5": measure(bot, questions, fts5), "bm25s": measure(bot, questions, bm25s_search(chunks))}
+    results = {"questions": len(questions), "chunks": len(chunks)}
+    for share in args.max_share:
+        segments.LEXICAL_MAX_SHARE = share
+        results[f"fts5, terms in under {share:.0%} of chunks"] = measure(bot, questions, fts5)
+    if not args.fts5_only:
+        results["bm25s"] = measure(bot, questions, bm25s_search(chunks))
     print(json.dumps(results, indent=1))
-    (ROOT / "bench" / "results" / "lexical.json").write_text(json.dumps(results, indent=1) + "\n")
+    output = ROOT / "bench" / "results" / "lexical.json"
+    saved = json.loads(output.read_text()) if output.exists() else {}
+    saved.update({k: v for k, v in results.items() if isinstance(v, dict)}, questions=len(questions), chunks=len(chunks))
+    output.write_text(json.dumps(saved, indent=1) + "\n")
 
 
 if __name__ == "__main__":

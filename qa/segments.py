@@ -24,6 +24,8 @@ from qa.index import (Fingerprint, Index, IndexCorruptError, IndexMismatchError,
 from qa.load import Document
 
 MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into one
+# Query terms found in this share of the chunks or more are left out of a lexical search (see lexical()).
+LEXICAL_MAX_SHARE = 0.5
 # A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
 HNSW_MIN_ROWS = 200_000
 _SEGMENT = re.compile(r"^seg-(\d{6,})\.npy$")
@@ -208,7 +210,7 @@ class IndexStore:
         tokens = list(dict.fromkeys(tokens))
         marks = ",".join("?" * len(tokens))
         frequency = dict(self._query(f"select term, doc from temp.terms where term in ({marks})", tokens))
-        useful = [t for t in tokens if 0 < frequency.get(t, 0) and 2 * frequency[t] < chunk_count]
+        useful = [t for t in tokens if 0 < frequency.get(t, 0) < LEXICAL_MAX_SHARE * chunk_count]
         if not useful:
             return []
         rows = self._query("select rowid, bm25(lexical) from lexical where lexical match ? order by bm25(lexical) "

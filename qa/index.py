@@ -18,6 +18,8 @@ only), in the same way. Chunk text and document text stay on disk until a passag
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -118,7 +120,7 @@ class Index:
         for segment in self.segments:
             for hits, found in zip(merged, segment.top(queries, k, self.dead)):
                 hits.extend(found)
-        return [sorted(hits, key=lambda pair: -pair[1])[:k] for hits in merged]
+        return self._present([sorted(hits, key=lambda pair: -pair[1])[:k] for hits in merged])
 
     def search_bm25(self, questions: list[str], k: int) -> list[list[tuple[int, float]]]:
         """(chunk number, BM25 score) best first, per question, from the catalog's FTS5 table."""
@@ -126,21 +128,42 @@ class Index:
         for question in questions:
             tokens = bm25_tokens(question)
             results.append(self.store.lexical(tokens, k, len(self.chunks)) if tokens and len(self.chunks) else [])
-        return results
+        return self._present(results)
+
+    def _present(self, results: list[list[tuple[int, float]]]) -> list[list[tuple[int, float]]]:
+        """Hits whose chunks still exist, their rows fetched in one query: a document removed since this
+        snapshot was taken (by this process or another) drops out instead of failing the lookup."""
+        present = self.chunks.fetch({n for hits in results for n, _ in hits})
+        return [[(n, s) for n, s in hits if n in present] for hits in results]
 
 
 class ChunkView:
     """The live chunks, keyed by the chunk numbers the searches return; each read from the catalog."""
 
+    RECENT = 1024  # chunks fetched by the latest searches, kept so that reading them needs no second query
+
     def __init__(self, store, count: int):
         self.store = store
         self.count = count
+        self._recent: OrderedDict[int, Chunk] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self.count
 
+    def fetch(self, numbers: set[int]) -> set[int]:
+        """Read these chunks into the recent set; returns the numbers that exist."""
+        found = self.store.chunks_by_number(sorted(numbers)) if numbers else {}
+        with self._lock:
+            self._recent.update(found)
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
+        return set(found)
+
     def __getitem__(self, number: int) -> Chunk:
-        chunk = self.store.chunk(int(number))
+        with self._lock:
+            chunk = self._recent.get(int(number))
+        chunk = chunk or self.store.chunk(int(number))
         if chunk is None:
             raise IndexError(f"no chunk number {number} (its document was removed)")
         return chunk

@@ -199,18 +199,24 @@ class IndexStore:
         rows = self._query("select id, document, start, end, text from chunks where n = ?", (number,))
         return Chunk(*rows[0]) if rows else None
 
+    def chunks_by_number(self, numbers: list[int]) -> dict[int, Chunk]:
+        rows = self._query(f"select n, id, document, start, end, text from chunks where n in "
+                           f"({','.join('?' * len(numbers))})", numbers)
+        return {n: Chunk(*rest) for n, *rest in rows}
+
     def numbered_chunks(self) -> list[tuple[int, Chunk]]:
         rows = self._query("select n, id, document, start, end, text from chunks order by n")
         return [(n, Chunk(*rest)) for n, *rest in rows]
 
     def lexical(self, tokens: list[str], k: int, chunk_count: int) -> list[tuple[int, float]]:
-        """BM25 (FTS5's bm25()) best first. Terms in half the chunks or more are left out of the query: FTS5
-        gives them no weight (their idf is floored at 1e-6), yet matching them would score most of the corpus;
-        SQuAD dev: the same top 5 for all of 179 questions, half the time (bench/lexical.py measures the rest)."""
+        """BM25 (FTS5's bm25()) best first. From 1,000 chunks up, terms in half the chunks or more are left out:
+        FTS5 gives them no weight (idf floored at 1e-6), yet matching them scores most of the corpus; SQuAD dev:
+        same recall, half the time (bench/lexical.py). Below that, a weightless match still ranks for RRF."""
         tokens = list(dict.fromkeys(tokens))
         marks = ",".join("?" * len(tokens))
         frequency = dict(self._query(f"select term, doc from temp.terms where term in ({marks})", tokens))
-        useful = [t for t in tokens if 0 < frequency.get(t, 0) < LEXICAL_MAX_SHARE * chunk_count]
+        limit = LEXICAL_MAX_SHARE * chunk_count if chunk_count >= 1000 else chunk_count + 1
+        useful = [t for t in tokens if 0 < frequency.get(t, 0) < limit]
         if not useful:
             return []
         rows = self._query("select rowid, bm25(lexical) from lexical where lexical match ? order by bm25(lexical) "

@@ -11,7 +11,7 @@ from qa.chunk import Chunk, Chunker
 from qa.config import Config
 from qa.embed import Embedder
 from qa.index import Fingerprint, Index, IndexStore
-from qa.library import CORPUS_SOURCE, Library  # noqa: F401  (CORPUS_SOURCE: part of this module's API)
+from qa.library import Library
 from qa.load import Document, DocumentError, document_from_bytes, load_corpus, load_file, safe_document_id
 from qa.read import Reader, Reading
 from qa.retrieve import Retrieved, Retriever

@@ -8,7 +8,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import threading
@@ -28,7 +27,6 @@ MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into 
 LEXICAL_MAX_SHARE = 0.5
 # A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
 HNSW_MIN_ROWS = 200_000
-_SEGMENT = re.compile(r"^seg-(\d{6,})\.npy$")
 _SCHEMA = """
 create table if not exists meta(key text primary key, value text not null);
 create table if not exists documents(id text primary key, sha256 text not null, source text not null,
@@ -287,9 +285,9 @@ class IndexStore:
         return self.snapshot(fingerprint)
 
     def _next_segment(self) -> str:
-        numbers = [int(m.group(1)) for p in self.segment_dir.iterdir() if (m := _SEGMENT.match(p.name))]
-        known = [int(n[4:]) for (n,) in self._query("select name from segments")]
-        return f"seg-{max(numbers + known, default=0) + 1:06d}"
+        names = [p.name.split(".")[0] for p in self.segment_dir.iterdir()]
+        names += [n for (n,) in self._query("select name from segments")]
+        return f"seg-{max((int(n[4:]) for n in names if n.startswith('seg-')), default=0) + 1:06d}"
 
     def _write_segment(self, chunks: list[Chunk], vectors, written: list[Path]) -> str | None:
         if not chunks:

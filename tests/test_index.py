@@ -1,9 +1,7 @@
 import contextlib
 import json
-import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -107,8 +105,7 @@ def test_damaged_index_is_reported_clearly(tmp_path, damage):
     elif damage == "garbage_catalog":
         (tmp_path / "catalog.sqlite").write_bytes(b"\x00\xffnot a database" * 100)
     else:
-        np.save(segment, np.zeros((5, 8), dtype=np.float32))
-        segment.with_name(segment.name + ".npy").rename(segment) if segment.with_name(segment.name + ".npy").exists() else None
+        np.save(segment, np.zeros((5, 8), dtype=np.float32))  # a whole file, of the wrong shape
     with pytest.raises(IndexCorruptError) as caught:
         IndexStore(tmp_path).load(FINGERPRINT)
     assert str(tmp_path) in str(caught.value)

@@ -116,8 +116,8 @@ class Library:
             document = replace(document, source=CORPUS_SOURCE + document.source)
             stats[document.id] = (stat.st_size, stat.st_mtime_ns)
             state = states.get(document.id)
-            if state is not None and state[0] == document.sha256 and state[1] == document.source:
-                self.store.touch(document.id, *stats[document.id])  # same text, newer file: nothing to embed
+            if state is not None and state[0] == document.sha256:  # same text (touched, or the folder moved)
+                self.store.touch(document.id, document.source, *stats[document.id])
                 continue
             batch.append(document)
             size += len(document.text)

@@ -234,10 +234,11 @@ class IndexStore:
         return []
 
     # -- writing (the caller holds lock()) -----------------------------------------------------------------
-    def touch(self, document_id: str, size: int, mtime: int) -> None:
-        """Record a corpus file's new size and time when its text is unchanged (so it is not read again)."""
+    def touch(self, document_id: str, source: str, size: int, mtime: int) -> None:
+        """Record where a corpus file is now, its size and time, when its text is unchanged: nothing to embed."""
         with contextlib.suppress(sqlite3.Error), self._db_lock:
-            self._connection().execute("update documents set size = ?, mtime = ? where id = ?", (size, mtime, document_id))
+            self._connection().execute("update documents set source = ?, size = ?, mtime = ? where id = ?",
+                                       (source, size, mtime, document_id))
             self._states = None
 
     def reset(self, fingerprint: Fingerprint) -> Index:

@@ -93,3 +93,14 @@ def test_an_index_in_the_previous_format_is_upgraded_keeping_uploads(tmp_path, t
     bot = QA.from_paths([corpus], index_dir=tmp_path / "index", reader=tiny_reader, quantize=False)
     assert set(bot.index.documents) == {SEED_ID, "upload.txt"}
     assert not old.exists()
+
+
+def test_a_moved_corpus_folder_is_not_embedded_again(notes, tmp_path, tiny_reader):
+    bot = open_bot(notes, tmp_path, tiny_reader)
+    version = bot.store.current()
+    moved = tmp_path / "moved"
+    shutil.copytree(notes, moved)  # new paths and times, same texts
+    shutil.rmtree(notes)
+    again = open_bot(moved, tmp_path, tiny_reader)
+    assert again.store.current() == version and len(again.index.documents) == 12
+    assert all(s[1].startswith("corpus:" + str(moved)) for s in again.store.document_states().values())

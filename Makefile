@@ -31,7 +31,7 @@ bench: $(VENV)/.installed
 	$(MAKE) bench-speed
 
 clean:
-	rm -rf $(VENV) index/gen-* index/CURRENT index/.lock
+	rm -rf $(VENV) index/gen-* index/CURRENT index/.lock index/catalog*.sqlite* index/segments
 
 # The pipeline baseline needs transformers 5.2 (5.3+ dropped the question-answering pipeline): own venv.
 .venv-bench/.installed: pyproject.toml

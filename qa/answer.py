@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -12,22 +11,13 @@ from qa.aggregate import AnswerScorer, Candidate, rank_candidates
 from qa.chunk import Chunk, Chunker
 from qa.config import Config
 from qa.embed import Embedder
-from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore
-from qa.load import Document, DocumentError, document_from_bytes, iter_corpus_files, load_corpus, load_file, \
-    safe_document_id
+from qa.index import LEXICAL_VERSION, Fingerprint, Index, IndexStore
+from qa.library import Library
+from qa.load import Document, DocumentError, document_from_bytes, load_corpus, load_file, safe_document_id
 from qa.read import Reader, Reading
 from qa.retrieve import Retrieved, Retriever
 
 log = logging.getLogger("qa")
-
-CORPUS_SOURCE = "corpus:"  # documents read from the configured corpus folders; the rest were added by hand
-
-
-def _under_any(path: str, roots: list[Path]) -> bool:
-    """Is the file inside one of the configured corpus folders (so its absence there means it was deleted)?"""
-    resolved = Path(path).resolve()
-    return any(resolved == root or root in resolved.parents for root in roots)
-
 
 class QuestionError(ValueError):
     """A question that cannot be asked (empty, too long); the message says why."""
@@ -118,12 +108,10 @@ class QA:
         self.retriever = Retriever(self.embedder, cfg)
         self.reader = Reader.from_config(cfg)
         self.scorer = AnswerScorer.for_reader(cfg.reader) if cfg.use_scorer else None
-        self.store = IndexStore(cfg.index_dir)
-        self.fingerprint = Fingerprint(self.embedder.name(), self.embedder.dimension, self.chunker.settings())
-        self.problems: list[str] = []  # files skipped and index repairs made while opening, for display
-        self._write_lock = threading.Lock()
-        self.index = self._open()
-        self.reader.warm([c.text for c in self.index.chunks])
+        self.fingerprint = Fingerprint(self.embedder.name(), self.embedder.dimension, self.chunker.settings(),
+                                       lexical=LEXICAL_VERSION)
+        # Chunks are tokenised for the reader when first retrieved (an LRU cache), not all at start.
+        self.library = Library(cfg, self.embedder, self.chunker, self.fingerprint)
 
     @classmethod
     def from_paths(cls, paths: list[str | Path], index_dir: str | Path | None = None, **overrides) -> "QA":
@@ -132,61 +120,22 @@ class QA:
             overrides["index_dir"] = str(index_dir)
         return cls(**overrides)
 
-    # -- opening and keeping the index in step with the corpus ----------------------------------------------
-    def _open(self) -> Index:
-        with self._write_lock, self.store.lock():
-            index, kept_documents = self._load_saved()
-            corpus, problems = load_corpus([p for p in self.config.corpus if Path(p).exists()],
-                                           self.config.max_file_bytes)
-            self.problems.extend(problems)
-            corpus = [replace(d, source=CORPUS_SOURCE + d.source) for d in corpus]
-            corpus_ids = {d.id for d in corpus}
-            excluded = set(index.excluded)
-            changed = [d for d in corpus if d.id not in excluded and
-                       (d.id not in index.documents or index.documents[d.id].sha256 != d.sha256)]
-            roots = [Path(p).resolve() for p in self.config.corpus]
+    # -- documents (kept by the Library) --------------------------------------------------------------------
+    @property
+    def index(self) -> Index:
+        """The latest committed snapshot; a question keeps the one it started with."""
+        return self.library.index
 
-            def from_corpus(d: Document) -> bool:  # read from a configured corpus folder, not added by hand
-                return d.source.startswith(CORPUS_SOURCE) and _under_any(d.source.removeprefix(CORPUS_SOURCE), roots)
+    @property
+    def store(self) -> IndexStore:
+        return self.library.store
 
-            # Documents rescued from a damaged index come back, except corpus files, which were just re-read.
-            changed += [d for d in kept_documents if d.id not in corpus_ids and not from_corpus(d)]
-            stale = [d.id for d in index.documents.values() if d.id not in corpus_ids and from_corpus(d)]
-            if stale:
-                index = index.without_documents(stale)
-            if changed:
-                index = self._with_documents(index, changed)
-            if changed or stale or not self.store.exists():
-                self.store.write(index)
-            return index
+    @property
+    def problems(self) -> list[str]:
+        return self.library.problems
 
-    def _load_saved(self) -> tuple[Index, list[Document]]:
-        """The saved index if usable; else an empty one plus whatever documents can be rescued from it."""
-        empty = Index(self.fingerprint)
-        if not self.store.exists():
-            return empty, []
-        try:
-            return self.store.load(self.fingerprint), []
-        except IndexMismatchError as error:
-            self.problems.append(f"rebuilding the index: {error}")
-        except IndexCorruptError as error:
-            self.problems.append(f"the saved index is damaged and was rebuilt: {error}")
-        log.warning(self.problems[-1])
-        return empty, self.store.rescue_documents()
-
-    def _with_documents(self, index: Index, documents: list[Document]) -> Index:
-        import numpy as np
-
-        chunks: list[Chunk] = []
-        for document in documents:
-            chunks.extend(self.chunker.split(document))
-        vectors = self.embedder.embed([c.text for c in chunks], progress=True) if chunks else \
-            np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return index.with_documents(documents, chunks, vectors)
-
-    # -- documents ------------------------------------------------------------------------------------------
     def documents(self) -> list[Document]:
-        return sorted(self.index.documents.values(), key=lambda d: d.id)
+        return self.library.documents()
 
     def add(self, path: str | Path) -> list[str]:
         """Index a file or every supported file in a folder; returns the ids added or updated.
@@ -218,37 +167,12 @@ class QA:
         return self._add_documents(documents, problems if problems is not None else [])
 
     def _add_documents(self, documents: list[Document], problems: list[str]) -> list[str]:
-        with self._write_lock:
-            index = self.index
-            by_hash = {d.sha256: d.id for d in index.documents.values()}
-            fresh = []
-            for document in documents:
-                twin = by_hash.get(document.sha256)
-                if twin is not None:
-                    problems.append(f"{document.id}: already indexed" +
-                                    (" (same content)" if twin == document.id else f" with the same content as {twin}"))
-                    continue
-                fresh.append(document)
-            if len(index.documents) + len(fresh) > self.config.max_documents:
-                raise DocumentError(f"the index is limited to {self.config.max_documents} documents")
-            if not fresh:
-                return []
-            updated = self._with_documents(index, fresh)
-            self.store.save(updated)  # raises IndexWriteError and leaves self.index as it was
-            self.index = updated
-            added = {d.id for d in fresh}
-            self.reader.warm([c.text for c in updated.chunks if c.document in added])
-            return [d.id for d in fresh]
+        added, chunks = self.library.add(documents, problems)
+        self.reader.warm([c.text for c in chunks])
+        return added
 
     def remove(self, document_id: str) -> None:
-        with self._write_lock:
-            index = self.index
-            document = index.documents.get(document_id)
-            if document is None:
-                raise KeyError(f"no document with id {document_id!r} is indexed")
-            updated = index.without_documents([document_id], exclude=document.source.startswith(CORPUS_SOURCE))
-            self.store.save(updated)
-            self.index = updated
+        self.library.remove(document_id)
 
     def removed(self) -> list[str]:
         """Corpus documents the user removed: restore() indexes them again."""
@@ -256,16 +180,9 @@ class QA:
 
     def restore(self, document_id: str) -> str:
         """Index again a corpus document that remove() took out; returns its id."""
-        if document_id not in self.index.excluded:
-            raise KeyError(f"{document_id!r} was not removed")
-        for file, root in iter_corpus_files([p for p in self.config.corpus if Path(p).exists()]):
-            if file.relative_to(root).as_posix() == document_id:
-                document = load_file(file, root, self.config.max_file_bytes)
-                problems: list[str] = []
-                if not self._add_documents([replace(document, source=CORPUS_SOURCE + document.source)], problems):
-                    raise DocumentError(problems[0])
-                return document_id
-        raise DocumentError(f"{document_id}: no longer in the corpus folders, so it cannot be restored")
+        chunks = self.library.restore(document_id)
+        self.reader.warm([c.text for c in chunks])
+        return document_id
 
     # -- questions ------------------------------------------------------------------------------------------
     def _check(self, question: str) -> str:

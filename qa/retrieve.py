@@ -55,7 +55,7 @@ class Retriever:
             fused = reciprocal_rank_fusion([lexical_ids, dense_ids], cfg.rrf_k)[:top_k]
             dense_rank = {c: r for r, c in enumerate(dense_ids, 1)}
             lexical_rank = {c: r for r, c in enumerate(lexical_ids, 1)}
-            results.append([Retrieved(index.chunks[i], s, dense_rank.get(i), lexical_rank.get(i),
-                                      float(index.vectors[i] @ question_vector), lexical_score.get(i, 0.0))
-                            for i, s in fused])
+            cosines = index.vectors_of([i for i, _ in fused]) @ question_vector
+            results.append([Retrieved(index.chunks[i], s, dense_rank.get(i), lexical_rank.get(i), float(cosine),
+                                      lexical_score.get(i, 0.0)) for (i, s), cosine in zip(fused, cosines)])
         return results

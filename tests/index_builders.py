@@ -3,13 +3,16 @@
 import numpy as np
 
 from qa.chunk import Chunk
-from qa.index import Fingerprint, Index
-from qa.load import make_document
+from qa.index import Fingerprint, Index, IndexStore
+from qa.load import Document, make_document
+
+FINGERPRINT = Fingerprint("test-embedder", 8, {"max_tokens": 10})
 
 
-def make_index(n_documents: int, dimension: int = 8, chunks_per_document: int = 2) -> Index:
+def make_parts(numbers, dimension: int = 8, chunks_per_document: int = 2):
+    """Documents doc<number>.txt, their chunks, and vectors whose first two components give the number."""
     documents, chunks, rows = [], [], []
-    for d in range(n_documents):
+    for d in numbers:
         document = make_document(f"doc{d:04d}.txt", f"Document {d} says hello. It has two sentences.")
         documents.append(document)
         for c in range(chunks_per_document):
@@ -18,13 +21,35 @@ def make_index(n_documents: int, dimension: int = 8, chunks_per_document: int = 
             vector[0] = d  # lets a test check that vectors stay aligned with their chunks
             vector[1] = 1.0
             rows.append(vector / np.linalg.norm(vector))
-    fingerprint = Fingerprint("test-embedder", dimension, {"max_tokens": 10})
-    return Index(fingerprint, {d.id: d for d in documents}, chunks, np.array(rows).reshape(-1, dimension))
+    return documents, chunks, np.array(rows, dtype=np.float32).reshape(-1, dimension)
+
+
+def fingerprint(dimension: int = 8) -> Fingerprint:
+    return Fingerprint("test-embedder", dimension, {"max_tokens": 10})
+
+
+def add(store: IndexStore, numbers, dimension: int = 8, chunks_per_document: int = 2) -> Index:
+    documents, chunks, vectors = make_parts(numbers, dimension, chunks_per_document)
+    return store.commit(fingerprint(dimension), documents, chunks, vectors)
 
 
 def assert_consistent(index: Index) -> None:
-    assert len(index.chunks) == len(index.vectors) == index.faiss.ntotal
-    for chunk, vector in zip(index.chunks, index.vectors):
-        assert chunk.document in index.documents
-        number = int(chunk.document[3:7])
-        assert np.isclose(vector[0] / vector[1], number, atol=1e-3)
+    """Every live vector row belongs to a live chunk of a live document, with that document's number."""
+    live = 0
+    documents = set(index.documents)
+    for segment in index.segments:
+        for number, vector in zip(segment.ids, segment.vectors):
+            if number in index.dead:
+                continue
+            live += 1
+            chunk = index.chunks[number]
+            assert chunk.document in documents
+            assert np.isclose(vector[0] / vector[1], int(chunk.document[3:7]), atol=1e-3)
+    assert live == len(index.chunks) == len(list(index.chunks))
+
+
+def document_ids(index: Index) -> list[str]:
+    return sorted(index.documents)
+
+
+__all__ = ["Document", "FINGERPRINT", "add", "assert_consistent", "document_ids", "fingerprint", "make_parts"]

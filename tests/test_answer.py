@@ -1,13 +1,13 @@
 """The public API, end to end: real embedder, real FAISS and BM25, real files."""
 
 import json
+import sqlite3
 import threading
 
 import pytest
 
 from qa import QA, Answer, DocumentError, QuestionError
 from qa.answer import looks_english
-from qa.index import IndexStore
 from tests.conftest import SEED_ID
 
 
@@ -182,9 +182,8 @@ def test_changed_and_deleted_corpus_files_are_picked_up_on_start(plumbing_bot, t
 
 def test_corrupted_index_is_reported_and_rebuilt_without_losing_uploads(plumbing_bot, tmp_path):
     plumbing_bot.add_bytes("upload.txt", b"Uploaded note: the meeting room is B12.")
-    store = IndexStore(tmp_path / "index")
-    live = tmp_path / "index" / store.current()
-    (live / "vectors.faiss").write_bytes(b"\x00" * 64)
+    for segment in (tmp_path / "index" / "segments").glob("seg-*.npy"):
+        segment.write_bytes(b"\x00" * 64)
     reopened = QA.from_paths([tmp_path / "corpus"], index_dir=tmp_path / "index", reader=plumbing_bot.config.reader,
                              quantize=False)
     assert any("damaged" in p for p in reopened.problems)
@@ -194,11 +193,10 @@ def test_corrupted_index_is_reported_and_rebuilt_without_losing_uploads(plumbing
 
 def test_index_from_another_embedder_is_rebuilt(plumbing_bot, tmp_path):
     folder = tmp_path / "index"
-    live = folder / IndexStore(folder).current()
-    manifest = json.loads((live / "manifest.json").read_text())
-    manifest["fingerprint"]["embedder"] = "some-other-model:bert:768"
-    manifest["fingerprint"]["dimension"] = 768
-    (live / "manifest.json").write_text(json.dumps(manifest))
+    with sqlite3.connect(folder / "catalog.sqlite") as catalog:
+        fingerprint = json.loads(catalog.execute("select value from meta where key = 'fingerprint'").fetchone()[0])
+        fingerprint.update(embedder="some-other-model:bert:768", dimension=768)
+        catalog.execute("update meta set value = ? where key = 'fingerprint'", (json.dumps(fingerprint),))
     reopened = QA.from_paths([tmp_path / "corpus"], index_dir=folder, reader=plumbing_bot.config.reader, quantize=False)
     assert any("some-other-model" in p for p in reopened.problems)
     assert set(reopened.index.documents) == {SEED_ID}

@@ -28,7 +28,7 @@ def test_live_settings_take_effect_and_the_others_are_refused(plumbing_bot):
     assert len(plumbing_bot.ask(question).passages) == config.top_k == 4
     config.top_k = 2
     assert len(plumbing_bot.ask(question).passages) == 2
-    passages = [c.text for c in plumbing_bot.index.chunks[:3]]
+    passages = [c.text for _, c in zip(range(3), plumbing_bot.index.chunks)]
     spans = len(plumbing_bot.reader.run(question, passages).spans)
     config.n_best = 3
     assert len(plumbing_bot.reader.run(question, passages).spans) <= 3 < spans

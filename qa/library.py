@@ -170,6 +170,13 @@ class Library:
             self.index = self.store.commit(self.fingerprint, [], [], None, remove=[document_id],
                                            exclude=state[1].startswith(CORPUS_SOURCE))
 
+    def wait_for_changes(self) -> bool:
+        """Block while a change (an add, a removal) is being written; True if one was."""
+        if not self._write_lock.locked():
+            return False
+        with self._write_lock:
+            return True
+
     def restore(self, document_id: str) -> list[Chunk]:
         """Index again a corpus document that remove() took out; returns its chunks."""
         if document_id not in self.index.excluded:

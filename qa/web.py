@@ -94,10 +94,7 @@ def _documents_view(bot: QA):
 
 def _wait_for_indexing(bot: QA) -> bool:
     """A question sent while an upload is being indexed waits for it, so the new document can answer it."""
-    if not bot._write_lock.locked():
-        return False
-    with bot._write_lock:
-        return True
+    return bot.library.wait_for_changes()
 
 
 class ChatActions:

@@ -61,7 +61,7 @@ class Candidate:
     span: Span
     spans: tuple[Span, ...]
     features: dict[str, float]
-    probability: float = 0.0  # that this answer is right: the scorer's, else the reader's calibrated margin
+    probability: float = 0.0  # its expected F1: the scorer's, else the reader's calibrated margin
 
 
 _IDENTIFIER_WORD = re.compile(r"^-{1,2}[^\W\d_]|[=_/\\]|\w\.\d")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.chunk import Chunk
+from qa.catalog import SCHEMA, document_from_row
 from qa.durable import fsync_dir, save_array, save_graph, unlink_all
 from qa.index import (Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexWriteError,
                       Segment, bm25_tokens, fts_query)
@@ -27,28 +28,6 @@ MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into 
 LEXICAL_MAX_SHARE = 0.5
 # A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
 HNSW_MIN_ROWS = 200_000
-def _document(row) -> Document:
-    """A Document from (id, text, sha256, source, pages), pages stored as comma-separated start offsets."""
-    document_id, text, sha256, source, pages = row
-    return Document(document_id, text, sha256, source, tuple(int(p) for p in pages.split(",")) if pages else ())
-
-
-_SCHEMA = """
-create table if not exists meta(key text primary key, value text not null);
-create table if not exists documents(id text primary key, sha256 text not null, source text not null,
-                                     text text not null, size integer not null, mtime integer not null,
-                                     pages text not null default '');
-create index if not exists documents_sha256 on documents(sha256);
-create table if not exists chunks(n integer primary key, id text not null, document text not null,
-                                  start integer not null, end integer not null, text text not null,
-                                  segment text not null);
-create index if not exists chunks_document on chunks(document);
-create table if not exists segments(name text primary key, rows integer not null, bytes integer not null,
-                                    sha256 text not null);
-create table if not exists tombstones(n integer primary key, segment text not null);
-create table if not exists excluded(id text primary key);
-create virtual table if not exists lexical using fts5(tokens, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
-"""
 
 
 class IndexStore:
@@ -210,7 +189,7 @@ class IndexStore:
 
     def document(self, document_id: str) -> Document | None:
         rows = self._query("select id, text, sha256, source, pages from documents where id = ?", (document_id,))
-        return _document(rows[0]) if rows else None
+        return document_from_row(rows[0]) if rows else None
 
     def chunk(self, number: int) -> Chunk | None:
         rows = self._query("select id, document, start, end, text from chunks where n = ?", (number,))
@@ -247,7 +226,7 @@ class IndexStore:
             if self.exists():
                 columns = {row[1] for row in self._query("pragma table_info(documents)")}
                 pages = "pages" if "pages" in columns else "''"  # a catalog from before pages were kept
-                return [_document(r) for r in self._query(f"select id, text, sha256, source, {pages} from documents")]
+                return [document_from_row(r) for r in self._query(f"select id, text, sha256, source, {pages} from documents")]
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             generation = self.directory / (self.directory / "CURRENT").read_text(encoding="utf-8").strip()
             lines = (generation / "documents.jsonl").read_text(encoding="utf-8").splitlines()
@@ -286,7 +265,7 @@ class IndexStore:
         try:
             db = self._connection()
             if not self._query("select name from sqlite_master where name = 'lexical'"):
-                db.executescript(_SCHEMA)
+                db.executescript(SCHEMA)
                 self.close()  # reopen, so the connection sees the new lexical table's vocabulary
                 db = self._connection()
             name = self._write_segment(chunks, vectors, written)

@@ -37,8 +37,9 @@ def answer_scorer_section() -> str:
         for variant in ("reader margin", "answer scorer"):
             m = result.get(variant)
             if m:
+                declined = "–" if m["unanswerable_declined"] is None else m["unanswerable_declined"]
                 lines.append(f"| {name} | {result['questions']} | {variant} (threshold {m['threshold']}) | {m['f1']} | "
-                             f"{m['answerable_answered']} | {m['unanswerable_declined']} | {m['confidence_auroc']} | "
+                             f"{m['answerable_answered']} | {declined} | {m['confidence_auroc']} | "
                              f"{m['f1_at_80%_coverage']} |")
     return "\n".join(lines)
 

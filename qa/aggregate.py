@@ -144,12 +144,14 @@ class AnswerScorer:
     intercept: float
     about: dict = field(default_factory=dict)  # what it was fitted on: reader, runtime, data, held-out figures
 
-    def probabilities(self, found: list[Candidate]) -> np.ndarray:
-        if not found:
-            return np.zeros(0)
-        x = np.array([[c.features[name] for name in self.features] for c in found], dtype=np.float64)
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities for rows of features in FEATURES order (the scorer uses the columns it was fitted on)."""
+        x = np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES))[:, [FEATURES.index(n) for n in self.features]]
         z = ((x - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.weights) + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+    def probabilities(self, found: list[Candidate]) -> np.ndarray:
+        return self.predict([[c.features[name] for name in FEATURES] for c in found])
 
     def rank(self, found: list[Candidate]) -> list[Candidate]:
         """Candidates with their probability set, most probable first."""

@@ -167,10 +167,7 @@ def choose(record: dict, scorer: AnswerScorer | None) -> tuple[float, float]:
     if scorer is None:
         best = int(np.argmax(record["margin"]))
         return float(record["confidence"][best]), record["f1"][best]
-    columns = [FEATURES.index(name) for name in scorer.features]
-    x = np.array(record["features"], dtype=np.float64)[:, columns]
-    z = ((x - np.array(scorer.mean)) / np.array(scorer.scale)) @ np.array(scorer.weights) + scorer.intercept
-    probabilities = 1 / (1 + np.exp(-np.clip(z, -60, 60)))
+    probabilities = scorer.predict(record["features"])
     best = int(np.argmax(probabilities))
     return float(probabilities[best]), record["f1"][best]
 

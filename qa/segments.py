@@ -226,7 +226,8 @@ class IndexStore:
             if self.exists():
                 columns = {row[1] for row in self._query("pragma table_info(documents)")}
                 pages = "pages" if "pages" in columns else "''"  # a catalog from before pages were kept
-                return [document_from_row(r) for r in self._query(f"select id, text, sha256, source, {pages} from documents")]
+                rows = self._query(f"select id, text, sha256, source, {pages} from documents")
+                return [document_from_row(r) for r in rows]
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             generation = self.directory / (self.directory / "CURRENT").read_text(encoding="utf-8").strip()
             lines = (generation / "documents.jsonl").read_text(encoding="utf-8").splitlines()

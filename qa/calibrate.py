@@ -244,6 +244,28 @@ def v2_predictions(readings, calibration: Calibration, threshold: float) -> list
     return out
 
 
+def held_out_summary(records: list[dict], data: DerivedSet, held_out: float, unanswerable_share: float) -> dict:
+    """Fit on some articles, and on the others (held out) choose the thresholds and measure F1 per kind."""
+    rng = random.Random(7)
+    held_articles = set(rng.sample(sorted(set(data.articles)), int(len(set(data.articles)) * held_out)))
+    fit = [r for r in records if r["article"] not in held_articles]
+    held = [r for r in records if r["article"] in held_articles]
+    scorer = fit_scorer(fit)
+    threshold = best_threshold(held, scorer, unanswerable_share)
+    shown = decide(held, scorer, threshold)
+
+    def held_f1(kind: str | None = None) -> float:
+        values = [f for (_, f), r in zip(shown, held) if kind is None or r["kind"] == kind]
+        return round(100 * float(np.mean(values)), 2)
+
+    return {"held_out_questions": len(held), "unanswerable_share_assumed": unanswerable_share,
+               "threshold": threshold, "held_out_f1": held_f1(),
+               "threshold_by_unanswerable_share": {share: best_threshold(held, scorer, share)
+                                                   for share in (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)},
+               "confident_threshold (right 90% of the time)": confident_threshold(held, scorer),
+               **{f"held_out_f1_{kind}": held_f1(kind) for kind in ("answerable", "absent", "edited")}}
+
+
 def _harvest_all(bot, questions: list[EvalQuestion], label: str) -> list[dict]:
     from tqdm.auto import tqdm
 
@@ -301,24 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             records_path.write_text("".join(json.dumps(r) + "\n" for r in records))
     for record, kind, article in zip(records, data.kinds, data.articles):
         record["kind"], record["article"] = kind, article
-    rng = random.Random(7)
-    held_articles = set(rng.sample(sorted(set(data.articles)), int(len(set(data.articles)) * args.held_out)))
-    fit = [r for r in records if r["article"] not in held_articles]
-    held = [r for r in records if r["article"] in held_articles]
-    scorer = fit_scorer(fit)
-    threshold = best_threshold(held, scorer, args.unanswerable_share)
-    shown = decide(held, scorer, threshold)
-
-    def held_f1(kind: str | None = None) -> float:
-        values = [f for (_, f), r in zip(shown, held) if kind is None or r["kind"] == kind]
-        return round(100 * float(np.mean(values)), 2)
-
-    summary = {"held_out_questions": len(held), "unanswerable_share_assumed": args.unanswerable_share,
-               "threshold": threshold, "held_out_f1": held_f1(),
-               "threshold_by_unanswerable_share": {share: best_threshold(held, scorer, share)
-                                                   for share in (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)},
-               "confident_threshold (right 90% of the time)": confident_threshold(held, scorer),
-               **{f"held_out_f1_{kind}": held_f1(kind) for kind in ("answerable", "absent", "edited")}}
+    summary = held_out_summary(records, data, args.held_out, args.unanswerable_share)
     final = fit_scorer(records)  # the shipped scorer sees every article; the threshold comes from held-out ones
     config = Config()
     about = {"reader": Path(args.out).name,

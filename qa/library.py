@@ -13,13 +13,25 @@ import numpy as np
 from qa.chunk import Chunk, Chunker
 from qa.config import Config
 from qa.embed import Embedder
-from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore
+from qa.index import Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexStore, StoreUnavailableError
 from qa.load import Document, DocumentError, iter_corpus_files, load_file
 
 log = logging.getLogger("qa")
 
 CORPUS_SOURCE = "corpus:"  # documents read from the configured corpus folders; the rest were added by hand
 BATCH_CHARS = 2_000_000  # a corpus sync commits every this many characters: bounded memory, resumable builds
+
+
+def open_store(config: Config):
+    """The index store Config.store names: empty for the embedded index in Config.index_dir, or a PostgreSQL URL."""
+    if not config.store:
+        return IndexStore(config.index_dir)
+    from qa.postgres import PostgresStore, is_postgres_url
+
+    if not is_postgres_url(config.store):
+        raise StoreUnavailableError(f"store: expected a postgresql:// URL (or nothing, for the index folder), "
+                         f"got {config.store!r}")
+    return PostgresStore(config.store)
 
 
 def _under_any(path: str, roots: list[Path]) -> bool:
@@ -36,7 +48,7 @@ class Library:
         self.embedder = embedder
         self.chunker = chunker
         self.fingerprint = fingerprint
-        self.store = IndexStore(config.index_dir)
+        self.store = open_store(config)
         self.problems: list[str] = []  # files skipped and index repairs made while opening, for display
         self._write_lock = threading.Lock()
         self.index = self._open()
@@ -72,6 +84,8 @@ class Library:
             try:
                 return self.store.load(self.fingerprint), []
             except IndexMismatchError as error:
+                if not self.store.rebuilds_on_mismatch:
+                    raise
                 self.problems.append(f"rebuilding the index: {error}")
             except IndexCorruptError as error:
                 self.problems.append(f"the saved index is damaged and was rebuilt: {error}")

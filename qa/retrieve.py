@@ -42,8 +42,7 @@ class Retriever:
         if not questions:
             return []
         question_vectors = self.embedder.embed_questions(questions)
-        dense = index.search_dense(question_vectors, cfg.candidates)
-        lexical = index.search_bm25(questions, cfg.candidates) if cfg.use_bm25 else [[] for _ in questions]
+        dense, lexical = index.search(question_vectors, questions if cfg.use_bm25 else None, cfg.candidates)
         results = []
         for question_vector, dense_hits, lexical_hits in zip(question_vectors, dense, lexical):
             dense_ids = [i for i, _ in dense_hits]

@@ -33,6 +33,8 @@ HNSW_MIN_ROWS = 200_000
 class IndexStore:
     """Reads and writes an index folder. Writers take a lock file, so two processes never interleave."""
 
+    rebuilds_on_mismatch = True  # an index built with other settings is rebuilt from its documents
+
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.catalog = self.directory / "catalog.sqlite"
@@ -186,6 +188,16 @@ class IndexStore:
             rows = self._query("select id, sha256, source, size, mtime from documents") if self.exists() else []
             states = self._states = {r[0]: tuple(r[1:]) for r in rows}
         return states
+
+    def has_document(self, document_id: str) -> bool:
+        return document_id in self.document_states()
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Chunks per document id."""
+        return dict(self._query("select document, count(*) from chunks group by document")) if self.exists() else {}
+
+    def describe(self) -> str:
+        return str(self.directory)
 
     def document(self, document_id: str) -> Document | None:
         rows = self._query("select id, text, sha256, source, pages from documents where id = ?", (document_id,))

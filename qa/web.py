@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from qa.answer import QA, Answer, QuestionError
-from qa.index import IndexWriteError
+from qa.index import IndexWriteError, StoreUnavailableError
 from qa.load import SUPPORTED_SUFFIXES, DocumentError, megabytes, safe_document_id, size_error
 
 log = logging.getLogger("qa.web")
@@ -66,9 +66,7 @@ def render_answer(answer: Answer) -> str:
 
 
 def document_table(bot: QA) -> list[list]:
-    counts: dict[str, int] = {}
-    for chunk in bot.index.chunks:
-        counts[chunk.document] = counts.get(chunk.document, 0) + 1
+    counts = bot.store.chunk_counts()
     return [[d.id, len(d.text), counts.get(d.id, 0)] for d in bot.documents()]
 
 
@@ -87,9 +85,13 @@ def _update(**changes):
 
 
 def _documents_view(bot: QA):
-    """The document table and both dropdowns as they are now; nothing is preselected."""
-    return (document_table(bot), _update(choices=[d.id for d in bot.documents()], value=None),
-            _update(choices=bot.removed(), value=None))
+    """The document table and both dropdowns as they are now; nothing is preselected. Left as they are while the
+    store cannot be reached (the status line says why)."""
+    try:
+        return (document_table(bot), _update(choices=[d.id for d in bot.documents()], value=None),
+                _update(choices=bot.removed(), value=None))
+    except StoreUnavailableError:
+        return _update(), _update(), _update()
 
 
 def _wait_for_indexing(bot: QA) -> bool:
@@ -113,7 +115,7 @@ class ChatActions:
             if answer.question != " ".join((message or "").split()):
                 reply = f"*Read as: {as_text(answer.question)}*\n\n" + reply
             turns.append((answer.question if answer.found else message, answer.text))
-        except QuestionError as error:
+        except (QuestionError, StoreUnavailableError) as error:
             reply = f"⚠️ {as_text(str(error))}"
         if waited:
             reply = "*(Waited for the upload to finish indexing.)*\n\n" + reply
@@ -124,7 +126,7 @@ class ChatActions:
         """JSON answer for programs (gradio_client: client.predict(question, api_name="/ask"))."""
         try:
             return self.bot.ask(question).to_dict()
-        except QuestionError as error:
+        except (QuestionError, StoreUnavailableError) as error:
             return {"question": question, "error": str(error), "found": False, "text": "", "score": 0.0}
 
     def upload(self, files):
@@ -139,7 +141,7 @@ class ChatActions:
                     raise size_error(name, path.stat().st_size, self.bot.config.max_file_bytes)
                 doc_id = self.bot.add_bytes(name, path.read_bytes())
                 messages.append(f"✅ added {as_text(doc_id)}")
-            except (DocumentError, IndexWriteError) as error:
+            except (DocumentError, IndexWriteError, StoreUnavailableError) as error:
                 messages.append(f"⚠️ {as_text(str(error))}")
         if names:
             yield "<br>".join(messages), *_documents_view(self.bot), None
@@ -160,7 +162,7 @@ class ChatActions:
             message = f"🗑️ removed {as_text(document_id)}"
             if document_id in self.bot.removed():
                 message += " (it can be restored below)"
-        except (KeyError, IndexWriteError) as error:
+        except (KeyError, IndexWriteError, StoreUnavailableError) as error:
             message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
         return message, *_documents_view(self.bot), hidden, hidden
 
@@ -172,7 +174,7 @@ class ChatActions:
             return "Choose a removed document to restore.", *_documents_view(self.bot)
         try:
             message = f"♻️ restored {as_text(self.bot.restore(document_id))}"
-        except (KeyError, DocumentError, IndexWriteError) as error:
+        except (KeyError, DocumentError, IndexWriteError, StoreUnavailableError) as error:
             message = f"⚠️ {as_text(str(error).strip(chr(39)))}"
         return message, *_documents_view(self.bot)
 
@@ -237,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="public Gradio link (needs network; off by default)")
     parser.add_argument("--corpus", nargs="*", help="documents to index (default: seeds/)")
     parser.add_argument("--index", help="index folder (default: index/)")
+    parser.add_argument("--store", help="postgresql://user@host/db: the index in PostgreSQL (default: QA_STORE)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes, one line each
-    overrides = {"index_dir": args.index, "corpus": args.corpus, "host": args.host, "port": args.port}
+    overrides = {"index_dir": args.index, "store": args.store, "corpus": args.corpus, "host": args.host,
+                 "port": args.port}
     if args.share:
         overrides["share"] = True
     bot = QA(**overrides)

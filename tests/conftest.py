@@ -58,3 +58,53 @@ def shipped_bot(tmp_path_factory):
 
     assert (SHIPPED_READER / "config.json").is_file(), "the trained reader is not shipped in qa/models/reader"
     return QA(index_dir=str(tmp_path_factory.mktemp("seed_index")))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL 16 with pgvector, started from the PyPI package pgserver; stopped after the session."""
+    import pgserver
+
+    server = pgserver.get_server(world_readable(tmp_path_factory.mktemp("postgres")) / "data", cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+def world_readable(folder: Path) -> Path:
+    """Run as root, pgserver runs the server as its own user, which must reach the data folder."""
+    for part in [folder, *folder.parents]:
+        if part == Path(tempfile.gettempdir()):
+            break
+        part.chmod(part.stat().st_mode | 0o755)
+    return folder
+
+
+def new_database(server) -> str:
+    """The URL of a new, empty database on the server."""
+    import uuid
+
+    import psycopg
+
+    name = "qa_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute(f"create database {name}")
+    return server.get_uri(name)
+
+
+@pytest.fixture()
+def postgres_url(postgres_server) -> str:
+    return new_database(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def postgres_bot(postgres_server):
+    """The shipped-reader QA over the seed article, its index in PostgreSQL."""
+    from qa import QA
+
+    return QA(store=new_database(postgres_server))
+
+
+@pytest.fixture(scope="session", params=["embedded", "postgresql"])
+def answer_bot(request):
+    """The shipped-reader QA over the seed article in each store: the answer tests pass on both."""
+    return request.getfixturevalue("shipped_bot" if request.param == "embedded" else "postgres_bot")

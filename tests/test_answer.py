@@ -11,17 +11,17 @@ from qa.answer import looks_english
 from tests.conftest import SEED_ID
 
 
-# -- with the shipped reader: quality ---------------------------------------------------------------------------
+# -- with the shipped reader: quality, in both stores ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_who_chaired_the_session(shipped_bot):
-    answer = shipped_bot.ask("Who chaired the session?")
+def test_who_chaired_the_session(answer_bot):
+    answer = answer_bot.ask("Who chaired the session?")
     assert answer.found
     assert "Emomali Rahmon" in answer.text
     assert answer.document == SEED_ID
-    document = shipped_bot.index.documents[SEED_ID].text
+    document = answer_bot.index.documents[SEED_ID].text
     assert document[answer.start : answer.end] == answer.text
     assert answer.context[answer.start - answer.context_start : answer.end - answer.context_start] == answer.text
-    assert shipped_bot.config.threshold <= answer.score <= 1.0
+    assert answer_bot.config.threshold <= answer.score <= 1.0
 
 
 @pytest.mark.slow
@@ -30,25 +30,25 @@ def test_who_chaired_the_session(shipped_bot):
     ("Who attended the meeting as a guest?", "Shavkat Mirziyoyev"),
     ("What does CSTO stand for?", "Collective Security Treaty Organization"),
 ])
-def test_answers_questions_about_the_seed_article(shipped_bot, question, expected):
-    answer = shipped_bot.ask(question)
+def test_answers_questions_about_the_seed_article(answer_bot, question, expected):
+    answer = answer_bot.ask(question)
     assert answer.found and expected in answer.text, answer
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("question", ["Who won the 2018 FIFA World Cup?", "What is the price of oil?"])
-def test_abstains_when_the_article_cannot_answer(shipped_bot, question):
-    answer = shipped_bot.ask(question)
+def test_abstains_when_the_article_cannot_answer(answer_bot, question):
+    answer = answer_bot.ask(question)
     assert not answer.found and answer.text == ""
-    assert answer.score < shipped_bot.config.threshold
+    assert answer.score < answer_bot.config.threshold
     assert answer.passages, "the closest passages are still offered"
 
 
 @pytest.mark.slow
-def test_ask_many_matches_ask(shipped_bot):
+def test_ask_many_matches_ask(answer_bot):
     questions = ["Who chaired the session?", "Who won the 2018 FIFA World Cup?", "What does CSTO stand for?"]
-    batched = shipped_bot.ask_many(questions)
-    single = [shipped_bot.ask(q) for q in questions]
+    batched = answer_bot.ask_many(questions)
+    single = [answer_bot.ask(q) for q in questions]
     # int8 dynamic quantisation scales activations per call, so the reader never mixes questions in one call:
     # each gets the answer it gets alone.
     for b, s in zip(batched, single):
@@ -57,9 +57,9 @@ def test_ask_many_matches_ask(shipped_bot):
 
 
 @pytest.mark.slow
-def test_non_english_question_gets_a_clear_message(shipped_bot):
+def test_non_english_question_gets_a_clear_message(answer_bot):
     for question in ["¿Quién presidió la sesión?", "Кто председательствовал на заседании?", "谁主持了会议？"]:
-        answer = shipped_bot.ask(question)
+        answer = answer_bot.ask(question)
         assert not answer.found and "English" in answer.message
     assert looks_english("Who chaired the session?") and looks_english("CSTO members?")
     assert not looks_english("Qui a présidé la séance de travail?")

@@ -1,6 +1,11 @@
 """Load test: 20 chat clients asking for 60 s against the real server on 127.0.0.1, while another uploads.
 
     .venv/bin/python bench/load.py [--clients 20] [--seconds 60]
+    .venv/bin/python bench/load.py --store postgresql --servers 2   # two app processes on one PostgreSQL (a
+                                                                    # private pgserver), clients spread over both
+
+With several servers, uploads go to the first and questions to all; at the end the last uploaded note is asked
+of the last server, which must answer it from the shared index.
 
 Every request must succeed (exit status 1 otherwise). Prints and writes p50/p95 latency and throughput.
 Traffic goes only to the loopback address of a server this script starts and stops itself.
@@ -27,21 +32,23 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [json.loads(line)["question"] for line in (ROOT / "seeds" / "questions.jsonl").read_text().splitlines()]
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, store: str = "", number: int = 0) -> tuple[subprocess.Popen, str]:
     corpus = folder / "corpus"
-    corpus.mkdir()
+    corpus.mkdir(exist_ok=True)
     for file in (ROOT / "seeds").glob("*.txt"):
         shutil.copy(file, corpus / file.name)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(folder / "server.log", "w")
+    log_path = folder / f"server-{number}.log"
+    log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--corpus", str(corpus),
-                                "--index", str(folder / "index")], stdout=log, stderr=subprocess.STDOUT)
+                                "--index", str(folder / "index")] + (["--store", store] if store else []),
+                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(480):
         if process.poll() is not None:
-            raise RuntimeError((folder / "server.log").read_text()[-3000:])
+            raise RuntimeError(log_path.read_text()[-3000:])
         try:
             urllib.request.urlopen(url, timeout=2)
             return process, url
@@ -55,12 +62,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"))
+    parser.add_argument("--store", default="embedded", help="embedded, or postgresql (a private pgserver)")
+    parser.add_argument("--servers", type=int, default=1, help="app processes sharing the store (PostgreSQL only)")
+    parser.add_argument("--out", default="", help="default: bench/results/load.json, or load_postgresql.json")
     args = parser.parse_args()
     from gradio_client import Client, handle_file
 
+    if args.servers > 1 and args.store != "postgresql":
+        parser.error("several servers share one index only with --store postgresql")
     folder = Path(tempfile.mkdtemp(prefix="qa-load-"))
-    process, url = start_server(folder)
+    database, store = None, ""
+    if args.store == "postgresql":
+        import pgserver
+
+        database = pgserver.get_server(folder / "pgdata", cleanup_mode="stop")
+        store = database.get_uri()
+    servers = [start_server(folder, store, 0)]  # the first builds the index; the others then open it
+    servers += [start_server(folder, store, n) for n in range(1, args.servers)]
+    processes, urls = [p for p, _ in servers], [u for _, u in servers]
+    url = urls[0]
     latencies: list[float] = []
     errors: list[str] = []
     uploads: list[str] = []
@@ -69,7 +89,7 @@ def main() -> int:
 
     def chat_client(number: int) -> None:
         rng = random.Random(number)
-        client = Client(url, verbose=False)
+        client = Client(urls[number % len(urls)], verbose=False)
         while time.time() < stop_at:
             question = rng.choice(QUESTIONS)
             started = time.perf_counter()
@@ -112,10 +132,15 @@ def main() -> int:
         for thread in threads:
             thread.join()
         elapsed = time.time() - started
+        shared = shared_index_check(Client(urls[-1], verbose=False), uploads) if len(urls) > 1 else None
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+        if database is not None:
+            database.cleanup()
     result = {
+        "store": args.store, "servers": args.servers, "shared_index_answer": shared,
         "clients": args.clients, "seconds": round(elapsed, 1), "questions": len(latencies), "errors": len(errors),
         "uploads": len(uploads), "questions_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
@@ -123,10 +148,18 @@ def main() -> int:
         "first_errors": errors[:5],
     }
     print(json.dumps(result, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    out = Path(args.out or ROOT / "bench" / "results" / ("load.json" if args.store == "embedded" else
+                                                          f"load_{args.store}.json"))
+    out.write_text(json.dumps(result, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
-    return 0 if not errors and latencies and uploads else 1
+    return 0 if not errors and latencies and uploads and shared is not False else 1
+
+
+def shared_index_check(client, uploads: list[str]) -> bool:
+    """The last server answers a question about the last note uploaded to the first one."""
+    number = int(uploads[-1].split("-")[1].split(".")[0])
+    reply = client.predict(f"What is the courier code for day {number}?", api_name="/ask")
+    return f"K{number * 37 % 1000}" in reply.get("text", "")
 
 
 if __name__ == "__main__":

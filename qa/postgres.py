@@ -67,13 +67,14 @@ insert into qa_meta values ('version', '0'), ('chunks', '0'), ('tokens', '0') on
 # Lexical: the chunks whose tsvector matches any query lexeme (GIN), scored by BM25 as FTS5's bm25() computes it
 # (idf floored at 1e-6) from their term counts (tf) and qa_terms (document frequency); from 1,000 chunks up,
 # terms in LEXICAL_MAX_SHARE of the chunks or more are left out, as in the embedded store. Term counts are
-# looked up in jsonb: unnesting each matching chunk's tsvector positions instead was 20 times slower.
+# looked up in jsonb: unnesting each matching chunk's tsvector positions instead was four times slower.
 DENSE = """select 'dense', n, -(embedding <#> %(vector)s::vector) from qa_chunks
            order by embedding <#> %(vector)s::vector limit %(k)s"""
 LEXICAL = f"""
 with totals as (select max(value::float8) filter (where key = 'chunks') as n,
                        max(value::float8) filter (where key = 'tokens') as tokens from qa_meta),
-query as (select t.term, greatest(ln((totals.n - t.chunks + 0.5) / (t.chunks + 0.5)), 1e-6) as idf from qa_terms t, totals
+query as (select t.term, greatest(ln((totals.n - t.chunks + 0.5) / (t.chunks + 0.5)), 1e-6) as idf
+          from qa_terms t, totals
           where t.term = any(%(terms)s) and t.chunks > 0
             and (totals.n < 1000 or t.chunks < {LEXICAL_MAX_SHARE} * totals.n))
 select 'lexical', c.n, sum(query.idf * f.tf * ({BM25_K1} + 1) / (f.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} *

@@ -6,10 +6,11 @@ import argparse
 import html
 import logging
 import re
+import sys
 from pathlib import Path
 
 from qa.answer import QA, Answer, QuestionError
-from qa.index import IndexWriteError, StoreUnavailableError
+from qa.index import IndexMismatchError, IndexWriteError, StoreUnavailableError
 from qa.load import SUPPORTED_SUFFIXES, DocumentError, megabytes, safe_document_id, size_error
 
 log = logging.getLogger("qa.web")
@@ -247,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                  "port": args.port}
     if args.share:
         overrides["share"] = True
-    bot = QA(**overrides)
+    try:
+        bot = QA(**overrides)
+    except (StoreUnavailableError, IndexMismatchError, IndexWriteError) as error:
+        print(f"error: {error}", file=sys.stderr)  # one line, as the CLI does: no traceback for a setting
+        return 2
     for problem in bot.problems:
         log.warning(problem)
     app = build_app(bot)

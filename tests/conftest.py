@@ -63,11 +63,21 @@ def shipped_bot(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     """A real PostgreSQL 16 with pgvector, started from the PyPI package pgserver; stopped after the session."""
-    import pgserver
+    pgserver = import_pgserver()
 
     server = pgserver.get_server(world_readable(tmp_path_factory.mktemp("postgres")) / "data", cleanup_mode="stop")
     yield server
     server.cleanup()
+
+
+def import_pgserver():
+    """pgserver, without platformdirs' warning that XDG_RUNTIME_DIR is unset (it then uses /tmp, as it should)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver
 
 
 def world_readable(folder: Path) -> Path:

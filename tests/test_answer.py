@@ -11,7 +11,7 @@ from qa.answer import looks_english
 from tests.conftest import SEED_ID
 
 
-# -- with the shipped reader: quality, in both stores ---------------------------------------------------------------------------
+# -- with the shipped reader: quality, in both stores ------------------------------------------------------------
 @pytest.mark.slow
 def test_who_chaired_the_session(answer_bot):
     answer = answer_bot.ask("Who chaired the session?")

@@ -17,7 +17,7 @@ from qa.config import PROJECT_ROOT
 from qa.index import IndexMismatchError, IndexWriteError, StoreUnavailableError
 from qa.load import make_document
 from qa.postgres import redacted, term_counts, tsvector_literal
-from tests.conftest import SEED_ID, world_readable
+from tests.conftest import SEED_ID, import_pgserver, world_readable
 
 pytestmark = pytest.mark.slow
 
@@ -130,9 +130,8 @@ def test_twenty_clients_at_once(postgres_bot):
 @pytest.fixture()
 def own_server(tmp_path_factory):
     """A server of this test's own, which the test stops and starts again."""
-    import pgserver
-
-    server = pgserver.get_server(world_readable(tmp_path_factory.mktemp("own_postgres")) / "data", cleanup_mode="stop")
+    folder = world_readable(tmp_path_factory.mktemp("own_postgres"))
+    server = import_pgserver().get_server(folder / "data", cleanup_mode="stop")
     yield server
     server.cleanup()
 
@@ -211,6 +210,9 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path, tiny_reader):
     assert cli.returncode == 2
     assert cli.stderr.strip().startswith("error: cannot reach the database") and "Traceback" not in cli.stderr
     assert json.loads(cli.stdout)["error"].startswith("cannot reach the database")
+    web = subprocess.run([sys.executable, "app.py", "--store", url], capture_output=True, text=True,
+                         cwd=PROJECT_ROOT, timeout=300, env={**os.environ, "QA_READER": tiny_reader})
+    assert web.returncode == 2 and web.stderr.strip().startswith("error: cannot reach the database")
 
 
 def test_another_embedder_does_not_wipe_a_shared_index(tiny_reader, postgres_url):

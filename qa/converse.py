@@ -192,6 +192,26 @@ def already_said(history: list[tuple[str, str]]):
     return repeats
 
 
+_PARTITIVE = re.compile(r"\b(?:of|among)\s+(?:them|these|those)\b", re.IGNORECASE)
+
+
+def outside_list(question: str, previous_answer: str):
+    """For "Which of them ...?" after an answer that lists things: a test of (question, span) for spans that name
+    none of the listed things, or all of them (None when the question picks from no list)."""
+    from qa.evaluate import normalize_answer
+
+    items = [normalize_answer(item) for item in re.split(r",\s*|\s+(?:and|or)\s+", previous_answer)]
+    items = [item for item in items if item]
+    if not _PARTITIVE.search(question) or len(items) < 2:
+        return None
+
+    def unlisted(_: str, span: str) -> bool:
+        named = sum(bool(re.search(rf"\b{re.escape(item)}\b", normalize_answer(span))) for item in items)
+        return named in (0, len(items))
+
+    return unlisted
+
+
 def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
     """Answer `question` given the earlier turns [(question, answer text), ...], oldest first."""
     if not is_follow_up(question):
@@ -206,7 +226,9 @@ def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
     # its own ("Which countries does it include?" when the documents name one list of countries), but read alone
     # a pronoun matches whatever the passages say ("Which country is he the president of?" -> any country).
     rewrites = candidates(bot._check(question), previous_question, previous_answer)
-    answers = bot.ask_many(rewrites + [question], not_answer=already_said(history))
+    repeats, unlisted = already_said(history), outside_list(question, previous_answer)
+    not_answer = repeats if unlisted is None else (lambda q, span: repeats(q, span) or unlisted(q, span))
+    answers = bot.ask_many(rewrites + [question], not_answer=not_answer)
     best = choose(answers[:-1]) if any(a.found for a in answers[:-1]) else answers[-1]
     if not best.found:
         best.message = NOT_RESOLVED

@@ -7,11 +7,10 @@
 
     python bench/converse.py            (writes bench/results/converse.json)
 
-Each conversation is
-asked in turn through qa.converse.Conversation, so a follow-up sees the system's own earlier answers, not the
-gold ones; "without history" asks the same follow-up alone; "written in full" asks the follow-up as a person
-would resolve it (the "in_full" field): what a perfect rewrite would get from this reader. A turn is right when its F1 against a gold answer
-is at least 0.5.
+Each conversation is asked in turn through qa.converse.Conversation, so a follow-up sees the system's own earlier
+answers, not the gold ones; "without history" asks the same follow-up alone; "written in full" asks the follow-up
+as a person would resolve it (the "in_full" field): what a perfect rewrite would get from this reader. A turn is
+right when its F1 against a gold answer is at least 0.5. Metrics per set and over all; rows carry their set.
 """
 
 from __future__ import annotations

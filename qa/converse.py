@@ -1,10 +1,17 @@
 """Follow-up questions: a question that leans on the previous turn ("Which country is he the president of?",
-"And the kmem group?", "Why?") is rewritten against the previous question and answer before it is asked.
+"And the kmem group?", "And if memory could not be allocated?", "Why?") is rewritten against the previous
+question and answer before it is asked.
 
-The rewrite is plain string work: a pronoun is replaced by the previous answer or by a phrase of the previous
-question; an elliptic question ("And X?", "What about X?") puts X in place of a phrase of the previous question;
+The rewrite is plain string work: a pronoun is replaced by the previous answer (unless that answer is a quantity
+or a time) or by a noun phrase or code name of the previous question; an elliptic question ("And X?", "What about
+X?") puts X in place of a phrase of the previous question, or of its clause when X is one ("if ...", "when ...");
 a bare "Why?" or "When?" takes the rest of the previous question. Each rewrite is a candidate; all are asked in
-one batched call and the reader's confidence picks one (bench/converse.py measures the effect).
+one batched call and the reader's confidence picks one.
+
+Beyond the rewrite, the conversation narrows what counts as an answer: a span that only repeats what earlier
+questions said is none (a follow-up asks for something new), and "Which of them ...?" after an answer listing
+things takes one of those things. The question as asked, whose pronouns name nothing, is retrieved for together
+with the previous turn. bench/converse.py measures each (bench/results/converse.json).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from qa.aggregate import _NUMERIC_QUESTION as _QUANTITY_QUESTION
+from qa.aggregate import NUMERIC_QUESTION
 
 _STOP = frozenset(
     "a an the of and or to in on at by for from with into about as is was are were be been being do does did has "
@@ -136,7 +143,7 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     previous_answer = " ".join(previous_answer.split())
     short_answer = previous_answer and len(previous_answer.split()) <= 8
     # A quantity or a time ("How many bytes...?" "four") is not what "it" or "that version" stands for.
-    entity = short_answer and not _QUANTITY_QUESTION.search(previous_question)
+    entity = short_answer and not NUMERIC_QUESTION.search(previous_question)
     referents = ([previous_answer] if entity else []) + noun_phrases(previous_question)
     found: list[str] = []
     ellipsis = _ELLIPSIS.match(question)
@@ -228,7 +235,9 @@ def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
     rewrites = candidates(bot._check(question), previous_question, previous_answer)
     repeats, unlisted = already_said(history), outside_list(question, previous_answer)
     not_answer = repeats if unlisted is None else (lambda q, span: repeats(q, span) or unlisted(q, span))
-    answers = bot.ask_many(rewrites + [question], not_answer=not_answer)
+    context = f" {previous_question} {previous_answer}"
+    answers = bot.ask_many(rewrites + [question], not_answer=not_answer,
+                           search=rewrites + [question + context])
     best = choose(answers[:-1]) if any(a.found for a in answers[:-1]) else answers[-1]
     if not best.found:
         best.message = NOT_RESOLVED

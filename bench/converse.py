@@ -1,12 +1,16 @@
-"""Follow-up questions with and without the conversation history (tests/data/conversations.jsonl).
+"""Follow-up questions with and without the conversation history, on two sets of conversations:
+
+  first: tests/data/conversations.jsonl over one index of the seed article and base-passwd's users-and-groups.html
+         (the set qa/converse.py was developed on);
+  zlib:  tests/data/conversations_zlib.jsonl over zlib's zlib_how.html alone (written after that work, to check
+         that it carries over to a document it was not developed on).
 
     python bench/converse.py            (writes bench/results/converse.json)
 
-One index holds both documents (the seed article and base-passwd's users-and-groups.html). Each conversation is
-asked in turn through qa.converse.Conversation, so a follow-up sees the system's own earlier answers, not the
-gold ones; "without history" asks the same follow-up alone; "written in full" asks the follow-up as a person
-would resolve it (the "in_full" field): what a perfect rewrite would get from this reader. A turn is right when its F1 against a gold answer
-is at least 0.5.
+Each conversation is asked in turn through qa.converse.Conversation, so a follow-up sees the system's own earlier
+answers, not the gold ones; "without history" asks the same follow-up alone; "written in full" asks the follow-up
+as a person would resolve it (the "in_full" field): what a perfect rewrite would get from this reader. A turn is
+right when its F1 against a gold answer is at least 0.5. Metrics per set and over all; rows carry their set.
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ sys.path.insert(0, str(ROOT))
 from qa.answer import QA  # noqa: E402
 from qa.evaluate import f1_score  # noqa: E402
 
-CONVERSATIONS = ROOT / "tests" / "data" / "conversations.jsonl"
-CORPUS = [ROOT / "seeds", ROOT / "tests" / "data" / "base-passwd" / "users-and-groups.html"]
+DATA = ROOT / "tests" / "data"
+CONVERSATIONS = DATA / "conversations.jsonl"
+SETS = {  # name: (conversations, the documents indexed for them)
+    "first": (CONVERSATIONS, [ROOT / "seeds", DATA / "base-passwd" / "users-and-groups.html"]),
+    "zlib": (DATA / "conversations_zlib.jsonl", [DATA / "zlib" / "zlib_how.html"]),
+}
 RIGHT_F1 = 0.5
 
 
@@ -33,7 +41,7 @@ def read_conversations(path: Path = CONVERSATIONS) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def run(bot, conversations: list[dict]) -> dict:
+def run(bot, conversations: list[dict]) -> list[dict]:
     rows = []
     for conversation in conversations:
         talk = bot.conversation()
@@ -54,25 +62,33 @@ def run(bot, conversations: list[dict]) -> dict:
                 "right_in_full": in_full is not None and f1_score(in_full.text, turn["answers"]) >= RIGHT_F1,
                 "ms_with": round(with_ms, 1), "ms_without": round(alone_ms, 1),
             })
+    return rows
+
+
+def metrics(rows: list[dict]) -> dict:
     follow = [r for r in rows if r["turn"] > 1]
     first = [r for r in rows if r["turn"] == 1]
     share = lambda rs, key: round(100 * sum(r[key] for r in rs) / len(rs), 2)  # noqa: E731
-    return {"metrics": {
-        "conversations": len(conversations), "follow_up_turns": len(follow),
+    return {
+        "conversations": len({r["id"] for r in rows}), "follow_up_turns": len(follow),
         "follow_up_right_with_history_pct": share(follow, "right_with"),
         "follow_up_right_without_history_pct": share(follow, "right_without"),
         "follow_up_right_written_in_full_pct": share(follow, "right_in_full"),
         "first_turn_right_pct": share(first, "right_with"), "right_if_f1_at_least": RIGHT_F1,
         "follow_up_p50_ms_with_history": round(statistics.median(r["ms_with"] for r in follow), 1),
         "follow_up_p50_ms_without_history": round(statistics.median(r["ms_without"] for r in follow), 1),
-    }, "rows": rows}
+    }
 
 
 def main() -> None:
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as index_dir:
-        bot = QA(index_dir=index_dir, corpus=[str(p) for p in CORPUS])
-        result = run(bot, read_conversations())
+    rows = []
+    for name, (conversations, corpus) in SETS.items():
+        with tempfile.TemporaryDirectory() as index_dir:
+            bot = QA(index_dir=index_dir, corpus=[str(p) for p in corpus])
+            rows += [{"set": name, **row} for row in run(bot, read_conversations(conversations))]
+    result = {"metrics": {name: metrics([r for r in rows if r["set"] == name]) for name in SETS}, "rows": rows}
+    result["metrics"]["all"] = metrics(rows)
     result["metrics"]["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result["metrics"], indent=1))
     for row in result["rows"]:

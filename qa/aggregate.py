@@ -42,7 +42,7 @@ FEATURES = (
     "read",  # passages read (two when the first two settled the question)
 )
 
-_NUMERIC_QUESTION = re.compile(r"\b(when|what year|which year|how (many|much|long|old|far|large|big|tall|often)|"
+NUMERIC_QUESTION = re.compile(r"\b(when|what year|which year|how (many|much|long|old|far|large|big|tall|often)|"
                                r"what (percentage|percent|number|date|time|age))\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -104,7 +104,7 @@ def candidates(question: str, reading: Reading, hits: list[Retrieved]) -> list[C
     total = float(np.exp(margins - top).sum())
     best_margins = sorted((g[0].margin for g in groups.values()), reverse=True)
     question_words = {w.lower() for w in _WORD.findall(question)}
-    numeric_question = bool(_NUMERIC_QUESTION.search(question))
+    numeric_question = bool(NUMERIC_QUESTION.search(question))
     dense_best = max((h.dense_score for h in hits), default=0.0)
     result = []
     for key, group in groups.items():

@@ -6,6 +6,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from qa.aggregate import AnswerScorer, Candidate, rank_candidates
 from qa.chunk import Chunk, Chunker
@@ -211,8 +212,13 @@ class QA:
 
         return Conversation(self)
 
-    def ask_many(self, questions: list[str], top_k: int | None = None) -> list[Answer]:
-        """Answers in order; all questions share one retrieval call and one batched pass of the reader."""
+    def ask_many(self, questions: list[str], top_k: int | None = None,
+                 not_answer: Callable[[str, str], bool] | None = None,
+                 search: list[str] | None = None) -> list[Answer]:
+        """Answers in order; all questions share one retrieval call and one batched pass of the reader.
+        not_answer(question, span text): spans it rejects are dropped before the answers are ranked (a follow-up
+        does not ask for what the conversation already said: qa.converse). search: a query per question to retrieve
+        passages with instead of the question itself (the reader still reads the question)."""
         cleaned = [self._check(q) for q in questions]
         index = self.index  # one snapshot for the whole call, even if a document is added meanwhile
         answers: list[Answer | None] = [None] * len(cleaned)
@@ -225,9 +231,12 @@ class QA:
                                     "please ask the question in English.")
             else:
                 todo.append(i)
-        retrieved = self.retriever.run(index, [cleaned[i] for i in todo], top_k)
+        queries = [" ".join(q.split()) for q in search] if search is not None else cleaned
+        retrieved = self.retriever.run(index, [queries[i] for i in todo], top_k)
         readings = self._read([cleaned[i] for i in todo], retrieved)
         for i, hits, reading in zip(todo, retrieved, readings):
+            if not_answer is not None:
+                reading = replace(reading, spans=[s for s in reading.spans if not not_answer(cleaned[i], s.text)])
             answers[i] = self._answer(cleaned[i], hits, reading)
             if answers[i].found and answers[i].document in index.documents:
                 answers[i].page = index.documents[answers[i].document].page_of(answers[i].start)

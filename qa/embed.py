@@ -202,7 +202,10 @@ class Embedder:
         with self._lock:
             missing = list(dict.fromkeys(q for q in questions if q not in self._cache))
         if missing:
-            vectors = self.embed(missing)
+            # One call per question: int8 activations are scaled per call (padding included), so a vector from a
+            # batch differs from the same question's vector alone, and a cached one would make a question's answer
+            # depend on the questions once asked beside it (a follow-up's rewrites, then the question on its own).
+            vectors = [self.embed([question])[0] for question in missing]
             with self._lock:
                 for question, vector in zip(missing, vectors):
                     self._cache[question] = vector

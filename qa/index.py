@@ -12,7 +12,8 @@ commits one SQLite transaction naming it; a removal deletes the chunks' rows and
 their vectors as tombstones. The transaction is the commit point: a process killed before it leaves the previous
 state (and a segment file no transaction names, deleted by the next writer); a process killed after it leaves
 the new one. When there are more than MAX_SEGMENTS segments, the smallest are merged into one (their live rows
-only), in the same way. Chunk text and document text stay on disk until a passage or a document is asked for.
+only), in a background thread that holds the store lock only to commit (qa.merge). Chunk text and document text
+stay on disk until a passage or a document is asked for.
 """
 
 from __future__ import annotations

@@ -112,6 +112,9 @@ class Segment:
         Runtime's threads, a NumPy matrix product took 8 ms here where FAISS took 0.2 ms (3,055 rows)."""
         import faiss
 
+        # One question at a time: FAISS's OpenMP threads only add overhead, tens of ms on a busy machine
+        # (bench/results/scale.json). The setting is per thread; qa.durable.save_graph uses every core.
+        faiss.omp_set_num_threads(1)
         rows = len(self.ids)
         if rows == 0:
             return [[] for _ in queries]

@@ -27,6 +27,10 @@ from qa.merge import MERGING, Merger, merge_slot
 MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into one (qa.merge)
 # Query terms found in this share of the chunks or more are left out of a lexical search (see lexical()).
 LEXICAL_MAX_SHARE = 0.5
+# FTS5 scores every chunk that matches any query term, so a search costs about the sum of its terms' chunk counts;
+# past this sum the commonest terms (least weight) are left out. It seldom binds below a million chunks
+# (docs/scaling.md; bench/results/scale.json).
+LEXICAL_MAX_POSTINGS = 20_000
 # A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
 HNSW_MIN_ROWS = 200_000
 
@@ -242,7 +246,12 @@ class IndexStore:
         marks = ",".join("?" * len(tokens))
         frequency = dict(self._query(f"select term, doc from temp.terms where term in ({marks})", tokens))
         limit = LEXICAL_MAX_SHARE * chunk_count if chunk_count >= 1000 else chunk_count + 1
-        useful = [t for t in tokens if 0 < frequency.get(t, 0) < limit]
+        useful, postings = [], 0
+        for token in sorted((t for t in tokens if 0 < frequency.get(t, 0) < limit), key=frequency.get):
+            if useful and postings + frequency[token] > LEXICAL_MAX_POSTINGS:
+                break
+            useful.append(token)
+            postings += frequency[token]
         if not useful:
             return []
         rows = self._query("select rowid, bm25(lexical) from lexical where lexical match ? order by bm25(lexical) "

@@ -64,7 +64,8 @@ class Merger:
         with self._guard:
             self._requested = fingerprint
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="qa-merge", daemon=True)
+                # Not a daemon: a short-lived process (a CLI add) finishes its merge before it exits.
+                self._thread = threading.Thread(target=self._run, name="qa-merge", daemon=False)
                 self._thread.start()
 
     def running(self) -> bool:

@@ -11,6 +11,19 @@ Each phase runs in a fresh process, so start-up and peak memory are what a user 
            question answered from it, the document removed and the question asked again; ask() p50 over SQuAD
            questions of those articles.
 Results go to bench/results/scale.json, keyed by the number of articles.
+
+The million-chunk mode builds the index through the store itself, from the 442 articles' real chunks repeated
+(each copy's document ids made unique) with synthetic vectors, since embedding a million chunks takes hours here:
+
+    nice -n 10 python bench/scale.py --chunks 1000000 --synthetic --keep /tmp/scale1m
+
+  base          the 442 articles indexed as above, in KEEP/base (reused when there), for real chunks and vectors;
+  million-build copies committed to KEEP/million through IndexStore.commit, --batch chunks a commit, merges in
+                the background; the build ends when the last merge is committed;
+  reopen        as above, over that folder with an empty corpus list;
+  recall        recall@10 of the index's search (HNSW graphs on large segments) against exact search by
+                faiss.knn over the same rows, 200 real SQuAD train questions.
+Results go under "<chunks> chunks, synthetic vectors".
 """
 
 from __future__ import annotations
@@ -19,12 +32,15 @@ import argparse
 import contextlib
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "data" / "squad" / "train-v1.1.json.gz"
@@ -38,12 +54,16 @@ def peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def write_corpus(folder: Path, articles: int) -> list[str]:
-    """One .txt file per article (its paragraphs separated by blank lines); returns questions about them."""
+def load_articles(articles: int) -> list[dict]:
     import gzip
 
     with gzip.open(TRAIN, "rt", encoding="utf-8") as handle:
-        data = json.load(handle)["data"][:articles]
+        return json.load(handle)["data"][:articles]
+
+
+def write_corpus(folder: Path, articles: int) -> list[str]:
+    """One .txt file per article (its paragraphs separated by blank lines); returns questions about them."""
+    data = load_articles(articles)
     questions = []
     for n, article in enumerate(data):
         paragraphs = [p["context"] for p in article["paragraphs"]]
@@ -52,7 +72,7 @@ def write_corpus(folder: Path, articles: int) -> list[str]:
     return questions
 
 
-def phase_build(corpus: str, index_dir: str, store: str) -> dict:
+def phase_build(corpus: str, index_dir: str, store: str = "") -> dict:
     sys.path.insert(0, str(ROOT))
     from qa import QA
 
@@ -64,11 +84,11 @@ def phase_build(corpus: str, index_dir: str, store: str) -> dict:
             "chunks_per_second": round(chunks / seconds, 1), "build_peak_memory_mb": peak_mb()}
 
 
-def phase_reopen(corpus: str, index_dir: str, store: str, questions: list[str], process_start: float) -> dict:
+def phase_reopen(corpus: str, index_dir: str, questions: list[str], process_start: float, store: str = "") -> dict:
     sys.path.insert(0, str(ROOT))
     from qa import QA
 
-    bot = QA.from_paths([corpus], index_dir=index_dir, store=store)
+    bot = QA.from_paths([corpus] if corpus else [], index_dir=index_dir, store=store)
     opened = time.time()
     first = bot.ask(questions[0])
     result = {"open_seconds": round(opened - process_start, 2),
@@ -107,13 +127,109 @@ def phase_reopen(corpus: str, index_dir: str, store: str, questions: list[str], 
     return result
 
 
-def child(phase: str, corpus: Path, index_dir: Path, store: str, questions: list[str]) -> dict:
+NOISE = 0.25  # each copy's vector: the real one plus Gaussian noise of about this norm, re-normalised
+
+
+def synthetic_vectors(real: np.ndarray, copy: int, rng) -> np.ndarray:
+    """Copy 0 keeps the real vectors; later copies get noise of norm ~NOISE (cosine ~0.97 to the real vector):
+    a question's neighbourhood keeps the real structure, yet no two rows are the same point (forty exact
+    duplicates of every chunk would be a degenerate case for a graph index that no real corpus presents)."""
+    if copy == 0:
+        return real
+    noisy = real + rng.standard_normal(real.shape, dtype=np.float32) * (NOISE / np.sqrt(real.shape[1]))
+    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+
+def phase_million_build(base_corpus: str, index_dir: str, plan: dict) -> dict:
+    """Copies of the base index's documents and chunks, committed to a new folder plan['batch'] chunks at a
+    time, until plan['chunks'] chunks; vectors from synthetic_vectors."""
+    from dataclasses import replace
+
+    sys.path.insert(0, str(ROOT))
+    from qa import QA
+    from qa.chunk import Chunk
+    from qa.index import IndexStore
+
+    bot = QA.from_paths([base_corpus], index_dir=plan["base"])
+    numbered = bot.store.numbered_chunks()
+    real = bot.index.vectors_of([n for n, _ in numbered])
+    by_document: dict[str, list[int]] = {}
+    for row, (_, chunk) in enumerate(numbered):
+        by_document.setdefault(chunk.document, []).append(row)
+    documents = [bot.index.documents[i] for i in sorted(by_document)]
+    store, rng = IndexStore(index_dir), np.random.default_rng(0)
+    total, commits, started = 0, [], time.perf_counter()
+    batch: tuple[list, list, list] = ([], [], [])
+    for copy in range(plan["chunks"] // len(numbered) + 1):
+        if total >= plan["chunks"]:
+            break
+        noisy = synthetic_vectors(real, copy, rng)
+        for document in documents:
+            rows = by_document[document.id]
+            new = replace(document, id=f"copy{copy:02d}/{document.id}")
+            batch[0].append(new)
+            batch[1].extend(Chunk(f"copy{copy:02d}/{c.id}", new.id, c.start, c.end, c.text)
+                            for c in (numbered[r][1] for r in rows))
+            batch[2].append(noisy[rows])
+            total, copies = total + len(rows), copy + 1
+            if len(batch[1]) >= plan["batch"] or total >= plan["chunks"]:  # the last commit may end mid-copy
+                begun = time.perf_counter()
+                store.commit(bot.fingerprint, batch[0], batch[1], np.concatenate(batch[2]))
+                commits.append(time.perf_counter() - begun)
+                batch = ([], [], [])
+                print(f"{total:,} chunks committed, {time.perf_counter() - started:.0f} s (commit "
+                      f"{commits[-1]:.1f} s), merging: {store.merger.running()}", file=sys.stderr, flush=True)
+            if total >= plan["chunks"]:
+                break
+    committed = time.perf_counter() - started
+    store.wait_for_merge()
+    seconds = time.perf_counter() - started
+    index = store.snapshot(bot.fingerprint)
+    return {"chunks": total, "documents": len(index.documents), "copies": copies, "base_chunks": len(numbered),
+            "batch": plan["batch"], "commits": len(commits), "commit_seconds_max": round(max(commits), 1),
+            "commits_done_seconds": round(committed, 1), "build_seconds": round(seconds, 1),
+            "chunks_per_second": round(total / seconds, 1), "build_peak_memory_mb": peak_mb(),
+            "segments": [[len(s.ids), s.graph is not None] for s in index.segments]}
+
+
+def phase_recall(index_dir: str, questions: list[str]) -> dict:
+    """recall@10 of Index.search_dense (HNSW on large segments) against exact inner product over every row."""
+    import faiss
+
+    sys.path.insert(0, str(ROOT))
+    from qa import QA
+
+    bot = QA(index_dir=index_dir, corpus=[])
+    index = bot.index
+    vectors = bot.embedder.embed_questions(questions)
+    approximate, exact, times = [], [], {"approximate": [], "exact": []}
+    for vector in vectors:
+        started = time.perf_counter()
+        approximate.append({n for n, _ in index.search_dense(vector[None], 10)[0]})
+        times["approximate"].append((time.perf_counter() - started) * 1000)
+        started, hits = time.perf_counter(), []
+        for segment in index.segments:
+            scores, rows = faiss.knn(vector[None], segment.vectors, 10 + len(index.dead),
+                                     metric=faiss.METRIC_INNER_PRODUCT)
+            hits += [(float(s), int(segment.ids[r])) for s, r in zip(scores[0], rows[0])
+                     if r >= 0 and segment.ids[r] not in index.dead]
+        times["exact"].append((time.perf_counter() - started) * 1000)
+        exact.append({n for _, n in sorted(hits, reverse=True)[:10]})
+    recall = statistics.mean(len(a & e) / 10 for a, e in zip(approximate, exact))
+    return {"recall_at_10": round(recall, 4), "recall_questions": len(questions),
+            "dense_search_p50_ms": round(statistics.median(times["approximate"]), 2),
+            "exact_search_p50_ms": round(statistics.median(times["exact"]), 2)}
+
+
+def child(phase: str, corpus: Path | str, index_dir: Path, payload, show_progress: bool = False,
+          store: str = "") -> dict:
     process_start = time.time()
     command = [sys.executable, __file__, "--phase", phase, "--corpus", str(corpus), "--index-dir", str(index_dir),
-               "--store", store, "--process-start", repr(process_start)]
-    output = subprocess.run(command, input=json.dumps(questions), capture_output=True, text=True)
+               "--process-start", repr(process_start), "--store", store]
+    output = subprocess.run(command, input=json.dumps(payload), stdout=subprocess.PIPE, text=True,
+                            stderr=None if show_progress else subprocess.PIPE)
     if output.returncode != 0:
-        raise SystemExit(f"{phase} failed:\n{output.stderr[-3000:]}")
+        raise SystemExit(f"{phase} failed:\n{(output.stderr or '')[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
@@ -142,12 +258,47 @@ def database(choice: str, work: Path):
         server.cleanup()
 
 
+def million(args) -> tuple[str, dict]:
+    """The million-chunk mode (see the module's text); returns the results' key and figures."""
+    work = Path(args.keep or tempfile.mkdtemp(prefix="qa-scale-"))
+    base = Path(args.base) if args.base else work / "base"
+    if not (base / "index" / "catalog.sqlite").exists():
+        (base / "corpus").mkdir(parents=True, exist_ok=True)
+        child("build", base / "corpus", base / "index", write_corpus(base / "corpus", 442), show_progress=True)
+    articles = load_articles(442)
+    questions = [q["question"] for a in articles for p in a["paragraphs"][:3] for q in p["qas"][:1]]
+    index_dir, built = work / "million", work / "million-build.json"
+    result = {"label": args.label, "vectors": f"synthetic: real embeddings of the base chunks, copies 1.. with "
+                                              f"Gaussian noise of norm {NOISE}, re-normalised"}
+    if built.exists():  # a kept build: measured again, its build figures as they were
+        result.update(json.loads(built.read_text()), remeasured=True)
+    elif index_dir.exists():
+        raise SystemExit(f"{index_dir} exists: remove it or name another --keep folder")
+    else:
+        result.update(child("million-build", base / "corpus", index_dir,
+                            {"base": str(base / "index"), "chunks": args.chunks, "batch": args.batch}, True))
+        built.write_text(json.dumps(result))
+    parts = {p: sum(f.stat().st_size for f in index_dir.rglob(p) if f.is_file()) for p in ("*.npy", "*.hnsw")}
+    result.update(index_disk_mb=disk_mb(index_dir), vectors_disk_mb=round(parts["*.npy"] / 1e6, 1),
+                  graphs_disk_mb=round(parts["*.hnsw"] / 1e6, 1))
+    result.update(child("reopen", "", index_dir, questions))
+    result.update(child("recall", "", index_dir, questions[-200:]))
+    result["index_disk_mb_after_changes"] = disk_mb(index_dir)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return f"{result['chunks']} chunks, synthetic vectors" + (f", {args.label}" if args.label else ""), result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=44)
     parser.add_argument("--label", default="", help="a name for this run in the results (e.g. a commit)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "scale.json"))
     parser.add_argument("--keep", default="", help="build in this folder and keep it (corpus/ and index/)")
+    parser.add_argument("--chunks", type=int, help="the million-chunk mode: this many chunks (needs --synthetic)")
+    parser.add_argument("--synthetic", action="store_true", help="with --chunks: synthetic vectors")
+    parser.add_argument("--batch", type=int, default=100_000, help="with --chunks: chunks a commit")
+    parser.add_argument("--base", default="", help="with --chunks: a folder made by --articles 442 --keep")
     parser.add_argument("--store", default="embedded",
                         help="embedded (default), postgresql (a private pgserver) or a postgresql:// URL")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
@@ -156,10 +307,19 @@ def main() -> None:
     parser.add_argument("--process-start", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        questions = json.loads(sys.stdin.read())
-        result = phase_build(args.corpus, args.index_dir, args.store) if args.phase == "build" else \
-            phase_reopen(args.corpus, args.index_dir, args.store, questions, args.process_start)
-        print(json.dumps(result))
+        payload = json.loads(sys.stdin.read())
+        phases = {"build": lambda: phase_build(args.corpus, args.index_dir, args.store),
+                  "reopen": lambda: phase_reopen(args.corpus, args.index_dir, payload, args.process_start,
+                                                 args.store),
+                  "million-build": lambda: phase_million_build(args.corpus, args.index_dir, payload),
+                  "recall": lambda: phase_recall(args.index_dir, payload)}
+        print(json.dumps(phases[args.phase]()))
+        return
+    if args.chunks:
+        if not args.synthetic:
+            raise SystemExit("--chunks needs --synthetic: embedding a million chunks takes hours here")
+        key, result = million(args)
+        save(Path(args.output), key, result)
         return
     with tempfile.TemporaryDirectory(prefix="qa-scale-") as work, database(args.store, Path(work)) as store:
         work = args.keep or work
@@ -170,15 +330,18 @@ def main() -> None:
                   "store": "postgresql" if store else "embedded"}
         if store:
             result["database_mb_empty"] = disk_mb(index_dir, store)
-        result.update(child("build", corpus, index_dir, store, questions))
+        result.update(child("build", corpus, index_dir, questions, store=store))
         result["index_disk_mb"] = disk_mb(index_dir, store)
-        result.update(child("reopen", corpus, index_dir, store, questions))
+        result.update(child("reopen", corpus, index_dir, questions, store=store))
         result["index_disk_mb_after_changes"] = disk_mb(index_dir, store)
+    save(Path(args.output), f"{args.articles} articles" + (", postgresql" if store else "") +
+         (f", {args.label}" if args.label else ""), result)
+
+
+def save(output: Path, key: str, result: dict) -> None:
     print(json.dumps(result, indent=1))
-    output = Path(args.output)
     saved = json.loads(output.read_text()) if output.exists() else {}
-    saved[f"{args.articles} articles" + (", postgresql" if store else "") + (f", {args.label}" if args.label else "")] \
-        = result
+    saved[key] = result
     output.write_text(json.dumps(saved, indent=1) + "\n")
 
 

@@ -10,6 +10,8 @@ def document_from_row(row) -> Document:
     return Document(document_id, text, sha256, source, tuple(int(p) for p in pages.split(",")) if pages else ())
 
 
+# chunks.segment and tombstones.segment name the segment a row was first written to; merges leave them as they
+# are (rewriting every chunk row of the merged segments would hold the store lock for long at scale).
 SCHEMA = """
 create table if not exists meta(key text primary key, value text not null);
 create table if not exists documents(id text primary key, sha256 text not null, source text not null,

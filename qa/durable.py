@@ -49,6 +49,7 @@ def save_graph(path: Path, vectors: np.ndarray) -> None:
     """An HNSW graph over the rows (inner product), written, fsynced and renamed into place."""
     import faiss
 
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # this thread's setting (Segment.top sets 1 for searches)
     graph = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     graph.hnsw.efConstruction = 80
     for start in range(0, len(vectors), 65536):

@@ -12,7 +12,8 @@ commits one SQLite transaction naming it; a removal deletes the chunks' rows and
 their vectors as tombstones. The transaction is the commit point: a process killed before it leaves the previous
 state (and a segment file no transaction names, deleted by the next writer); a process killed after it leaves
 the new one. When there are more than MAX_SEGMENTS segments, the smallest are merged into one (their live rows
-only), in the same way. Chunk text and document text stay on disk until a passage or a document is asked for.
+only), in a background thread that holds the store lock only to commit (qa.merge). Chunk text and document text
+stay on disk until a passage or a document is asked for.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class Segment:
         Runtime's threads, a NumPy matrix product took 8 ms here where FAISS took 0.2 ms (3,055 rows)."""
         import faiss
 
+        # One question at a time: FAISS's OpenMP threads only add overhead, tens of ms on a busy machine
+        # (bench/results/scale.json). The setting is per thread; qa.durable.save_graph uses every core.
+        faiss.omp_set_num_threads(1)
         rows = len(self.ids)
         if rows == 0:
             return [[] for _ in queries]

@@ -51,6 +51,9 @@ class Library:
         self.store = open_store(config)
         self.problems: list[str] = []  # files skipped and index repairs made while opening, for display
         self._write_lock = threading.Lock()
+        merger = getattr(self.store, "merger", None)  # the embedded store merges its segments in the background
+        if merger is not None:
+            merger.on_merge = self._merged
         self.index = self._open()
 
     # -- opening and keeping the index in step with the corpus ----------------------------------------------
@@ -77,6 +80,11 @@ class Library:
                 self.index = self.store.commit(self.fingerprint, [], [], None, remove=stale)
             log.info("index: %d corpus files re-read, %d removed", loaded, len(stale))
             return self.index
+
+    def _merged(self, index: Index) -> None:
+        """A background merge committed: serve its snapshot unless a later commit's is already in use."""
+        if index.version >= self.index.version:
+            self.index = index
 
     def _load_saved(self) -> tuple[Index, list[Document]]:
         """The saved index if usable; else an empty one plus whatever documents can be rescued from it."""

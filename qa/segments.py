@@ -22,10 +22,15 @@ from qa.durable import fsync_dir, save_array, save_graph, unlink_all
 from qa.index import (Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexWriteError,
                       Segment, bm25_tokens, fts_query)
 from qa.load import Document
+from qa.merge import MERGING, Merger, merge_slot
 
-MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into one
+MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into one (qa.merge)
 # Query terms found in this share of the chunks or more are left out of a lexical search (see lexical()).
 LEXICAL_MAX_SHARE = 0.5
+# FTS5 scores every chunk that matches any query term, so a search costs about the sum of its terms' chunk counts;
+# past this sum the commonest terms (least weight) are left out. It seldom binds below a million chunks
+# (docs/scaling.md; bench/results/scale.json).
+LEXICAL_MAX_POSTINGS = 20_000
 # A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
 HNSW_MIN_ROWS = 200_000
 
@@ -43,6 +48,8 @@ class IndexStore:
         self._db_lock = threading.RLock()  # one connection shared by the web server's threads
         self._states: dict | None = None
         self._mapped: dict[str, Segment] = {}
+        self._held = threading.local()  # how deep this thread is in lock()
+        self.merger = Merger(self)
 
     # -- connection and locking ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -78,6 +85,15 @@ class IndexStore:
                 raise IndexCorruptError(f"{self.catalog}: unreadable ({error})") from None
 
     def close(self) -> None:
+        """Wait for a pending merge, then close the connection."""
+        self.wait_for_merge()
+        self._disconnect()
+
+    def wait_for_merge(self) -> None:
+        """Until no background merge is running (never call it holding lock())."""
+        self.merger.wait()
+
+    def _disconnect(self) -> None:
         with self._db_lock:
             if self._db is not None:
                 self._db.close()
@@ -85,8 +101,16 @@ class IndexStore:
 
     @contextlib.contextmanager
     def lock(self):
-        """Exclusive across processes. A folder we cannot write to is still readable, so go on unlocked:
-        any write will then fail with a clear IndexWriteError."""
+        """Exclusive across processes and threads (flock on a file opened per call); re-entrant within a thread.
+        A folder we cannot write to is still readable, so go on unlocked: any write will then fail with a clear
+        IndexWriteError."""
+        if self.holds_lock():
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             handle = open(self.directory / ".lock", "a+")
@@ -95,10 +119,15 @@ class IndexStore:
             return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._held.depth = 1
             yield
         finally:
+            self._held.depth = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+
+    def holds_lock(self) -> bool:
+        return getattr(self._held, "depth", 0) > 0
 
     def exists(self) -> bool:
         return self.catalog.is_file()
@@ -152,6 +181,19 @@ class IndexStore:
     def _segment(self, name: str, rows: int, size: int, dimension: int) -> Segment:
         if name in self._mapped:
             return self._mapped[name]
+        vectors, ids = self.segment_arrays(name, rows, size, dimension)
+        graph = None
+        if rows >= HNSW_MIN_ROWS:
+            import faiss
+
+            try:  # the graph's copy of the vectors stays on disk, mapped, like the segment's own
+                graph = faiss.read_index(str(self.segment_dir / f"{name}.hnsw"), faiss.IO_FLAG_MMAP_IFC)
+            except RuntimeError as error:
+                raise IndexCorruptError(f"{name}: its HNSW graph is unreadable ({error})") from None
+        return Segment(name, vectors, ids, graph)
+
+    def segment_arrays(self, name: str, rows: int, size: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        """A segment's vectors and chunk numbers, memory-mapped and checked against the catalog's record."""
         path = self.segment_dir / f"{name}.npy"
         try:
             if path.stat().st_size != size:
@@ -162,15 +204,7 @@ class IndexStore:
             raise IndexCorruptError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
         if vectors.shape != (rows, dimension) or ids.shape != (rows,):
             raise IndexCorruptError(f"{path}: {vectors.shape} vectors, {ids.shape} ids; expected {rows} rows")
-        graph = None
-        if rows >= HNSW_MIN_ROWS:
-            import faiss
-
-            try:
-                graph = faiss.read_index(str(self.segment_dir / f"{name}.hnsw"))
-            except RuntimeError as error:
-                raise IndexCorruptError(f"{path}: its HNSW graph is unreadable ({error})") from None
-        return Segment(name, vectors, ids, graph)
+        return vectors, ids
 
     def verify(self) -> None:
         """Full check: every segment file against its sha256 and the catalog's own integrity (reads it all)."""
@@ -224,7 +258,12 @@ class IndexStore:
         marks = ",".join("?" * len(tokens))
         frequency = dict(self._query(f"select term, doc from temp.terms where term in ({marks})", tokens))
         limit = LEXICAL_MAX_SHARE * chunk_count if chunk_count >= 1000 else chunk_count + 1
-        useful = [t for t in tokens if 0 < frequency.get(t, 0) < limit]
+        useful, postings = [], 0
+        for token in sorted((t for t in tokens if 0 < frequency.get(t, 0) < limit), key=frequency.get):
+            if useful and postings + frequency[token] > LEXICAL_MAX_POSTINGS:
+                break
+            useful.append(token)
+            postings += frequency[token]
         if not useful:
             return []
         rows = self._query("select rowid, bm25(lexical) from lexical where lexical match ? order by bm25(lexical) "
@@ -256,7 +295,7 @@ class IndexStore:
 
     def reset(self, fingerprint: Fingerprint) -> Index:
         """Start an empty index (after rescue_documents); the old catalog is kept as catalog.old.sqlite."""
-        self.close()
+        self._disconnect()
         try:
             for suffix in ("", "-wal", "-shm"):
                 old = self.directory / f"catalog.sqlite{suffix}"
@@ -273,26 +312,28 @@ class IndexStore:
     def commit(self, fingerprint: Fingerprint, documents: list[Document], chunks: list[Chunk],
                vectors: np.ndarray | None, remove: list[str] = (), exclude: bool = False,
                stats: dict[str, tuple[int, int]] | None = None) -> Index:
-        """Add documents (replacing those with the same id) and remove others, in one transaction."""
+        """Add documents (replacing those with the same id) and remove others, in one transaction; a merge the
+        segments then call for runs in the background (qa.merge)."""
         written: list[Path] = []
         try:
-            db = self._connection()
-            if not self._query("select name from sqlite_master where name = 'lexical'"):
-                db.executescript(SCHEMA)
-                self.close()  # reopen, so the connection sees the new lexical table's vocabulary
+            with self.lock():
                 db = self._connection()
-            name = self._write_segment(chunks, vectors, written)
-            with self._transaction(db):
-                self._apply(db, fingerprint, documents, chunks, name, remove, exclude, stats or {})
+                if not self._query("select name from sqlite_master where name = 'lexical'"):
+                    db.executescript(SCHEMA)
+                    self._disconnect()  # reopen, so the connection sees the new lexical table's vocabulary
+                    db = self._connection()
+                name = self._write_segment(chunks, vectors, written)
+                with self._transaction(db):
+                    self._apply(db, fingerprint, documents, chunks, name, remove, exclude, stats or {})
         except (OSError, sqlite3.OperationalError) as error:
             unlink_all(written)
             raise IndexWriteError(self._explain(error)) from None
         finally:
             self._states = None
-        self._merge_if_needed(fingerprint)
+        self.merger.request(fingerprint)
         return self.snapshot(fingerprint)
 
-    def _next_segment(self) -> str:
+    def next_segment(self) -> str:
         names = [p.name.split(".")[0] for p in self.segment_dir.iterdir()]
         names += [n for (n,) in self._query("select name from segments")]
         return f"seg-{max((int(n[4:]) for n in names if n.startswith('seg-')), default=0) + 1:06d}"
@@ -301,7 +342,7 @@ class IndexStore:
         if not chunks:
             return None
         self.segment_dir.mkdir(parents=True, exist_ok=True)
-        name = self._next_segment()
+        name = self.next_segment()
         # Numbers are never reused, so a snapshot still in use cannot mistake a new chunk for a removed one.
         counter = self._query("select value from meta where key = 'next_chunk'")
         first = max(int(counter[0][0]) if counter else 1, (self._query("select max(n) from chunks")[0][0] or 0) + 1)
@@ -343,62 +384,14 @@ class IndexStore:
         db.executemany("insert into lexical(rowid, tokens) values (?, ?)",
                        [(first + i, " ".join(bm25_tokens(c.text))) for i, c in enumerate(chunks)])
 
-    # -- merging -------------------------------------------------------------------------------------------
-    def _merge_if_needed(self, fingerprint: Fingerprint) -> None:
-        """Tiered: past MAX_SEGMENTS, the smallest segments (and any half dead) become one. Each row is merged
-        again only when its segment is among the smallest, so the work per added row stays small."""
-        rows = self._query("select s.name, s.rows, count(t.n) from segments s left join tombstones t "
-                           "on t.segment = s.name group by s.name order by s.rows - count(t.n)")
-        chosen = [name for name, total, dead in rows if total and dead * 2 > total]
-        if len(rows) > MAX_SEGMENTS:
-            chosen += [name for name, _, _ in rows[: len(rows) - MAX_SEGMENTS // 2] if name not in chosen]
-        if chosen:
-            with contextlib.suppress(IndexWriteError):  # a merge that cannot be written leaves things as they are
-                self._merge(fingerprint, chosen)
-
-    def _merge(self, fingerprint: Fingerprint, names: list[str]) -> None:
-        dead = {n for (n,) in self._query("select n from tombstones")}
-        parts, part_ids = [], []
-        for name, total, size in self._query(
-                f"select name, rows, bytes from segments where name in ({','.join('?' * len(names))})", names):
-            segment = self._segment(name, total, size, fingerprint.dimension)
-            live = ~np.isin(segment.ids, list(dead)) if dead else np.ones(total, dtype=bool)
-            parts.append(np.asarray(segment.vectors[live]))
-            part_ids.append(np.asarray(segment.ids[live]))
-        vectors, ids = np.concatenate(parts), np.concatenate(part_ids)
-        order = np.argsort(ids, kind="stable")  # ascending ids: Index.vectors_of finds a row by binary search
-        vectors, ids = vectors[order], ids[order]
-        self.segment_dir.mkdir(parents=True, exist_ok=True)
-        name = self._next_segment()
-        written = [self.segment_dir / f"{name}.ids.npy", self.segment_dir / f"{name}.npy"]
-        db = self._connection()
-        try:
-            save_array(written[0], ids)
-            digest = save_array(written[1], vectors)
-            if len(ids) >= HNSW_MIN_ROWS:
-                written.append(self.segment_dir / f"{name}.hnsw")
-                save_graph(written[-1], vectors)
-            fsync_dir(self.segment_dir)
-            marks = ",".join("?" * len(names))
-            with self._transaction(db):
-                db.execute(f"delete from segments where name in ({marks})", names)
-                db.execute(f"delete from tombstones where segment in ({marks})", names)
-                db.execute(f"update chunks set segment = ? where segment in ({marks})", [name, *names])
-                if len(ids):
-                    db.execute("insert into segments values (?, ?, ?, ?)",
-                               (name, len(ids), written[1].stat().st_size, digest))
-        except (OSError, sqlite3.OperationalError) as error:
-            unlink_all(written)
-            raise IndexWriteError(self._explain(error)) from None
-        if not len(ids):
-            unlink_all(written)
-        self.remove_orphans()
-
     def remove_orphans(self) -> None:
-        """Delete segment files no committed transaction names (left by a writer killed before its commit)."""
+        """Delete segment files no committed transaction names (left by a writer killed before its commit); a
+        merge's files only when no merge is writing them (call it holding lock(), so no commit is writing)."""
         if not self.segment_dir.is_dir():
             return
         live = {n for (n,) in self._query("select name from segments")}
-        for path in self.segment_dir.iterdir():
-            if path.name.split(".")[0] not in live:
-                path.unlink(missing_ok=True)
+        with merge_slot(self.directory) as no_merge:
+            for path in self.segment_dir.iterdir():
+                stem = path.name.split(".")[0]
+                if stem not in live and (stem != MERGING or no_merge):
+                    path.unlink(missing_ok=True)

@@ -83,6 +83,8 @@ def test_many_small_adds_are_merged_into_few_segments(tmp_path):
         index = add(store, [n])
         if n % 3 == 0:
             index = store.commit(FINGERPRINT, [], [], None, remove=[f"doc{n - 1:04d}.txt"])
+        store.wait_for_merge()  # merges run in the background
+        index = store.snapshot(FINGERPRINT)
         assert len(index.segments) <= MAX_SEGMENTS
         assert_consistent(index)
     assert len(index.documents) == 50 + 3 * MAX_SEGMENTS - MAX_SEGMENTS

@@ -62,6 +62,7 @@ def test_adding_and_removing_write_one_segment_at_most(notes, tmp_path, tiny_rea
     hits = bot.retriever.run(bot.index, ["where is the spare key to the greenhouse"], 1)[0]
     assert hits[0].chunk.document == "extra.txt"
     bot.remove("extra.txt")
+    bot.store.wait_for_merge()  # the merge that drops a dead segment runs in the background
     removed = {p.name: p.stat().st_mtime_ns for p in segments.iterdir()}
     assert removed == before  # nothing rewritten; extra.txt's segment, now all tombstones, is dropped
     hits = bot.retriever.run(bot.index, ["where is the spare key to the greenhouse"], 4)[0]

@@ -7,9 +7,21 @@ import hashlib
 import io
 import itertools
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
+
+
+# np.load parses each header with ast.literal_eval, which CPython 3.11 cannot run in two threads at once
+# ("AST constructor recursion depth mismatch", python/cpython#106905): a background merge and a commit both load.
+_HEADER_LOCK = threading.Lock()
+
+
+def load_array(path: Path) -> np.ndarray:
+    """A .npy file, memory-mapped."""
+    with _HEADER_LOCK:
+        return np.load(path, mmap_mode="r")
 
 
 def fsync_dir(path: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from qa.durable import fsync_dir, save_array, save_graph, unlink_all
+from qa.durable import fsync_dir, load_array, save_array, save_graph, unlink_all
 from qa.index import Fingerprint, Index, IndexCorruptError, IndexWriteError
 
 log = logging.getLogger("qa")
@@ -124,7 +124,7 @@ class Merger:
         dead = np.array([n for (n,) in store._query("select n from tombstones")], dtype=np.int64)
         sizes = []
         for name, total in store._query("select name, rows from segments"):
-            ids = np.load(store.segment_dir / f"{name}.ids.npy", mmap_mode="r")
+            ids = load_array(store.segment_dir / f"{name}.ids.npy")
             gone = int(np.isin(ids, dead).sum()) if len(dead) else 0
             sizes.append((total - gone, total, name))
         sizes.sort()
@@ -160,7 +160,7 @@ class Merger:
             digest = save_array(staged[1], np.concatenate(parts)[order])
             del parts
             if len(ids) >= segments.HNSW_MIN_ROWS:  # built from the file just written: one copy in memory
-                save_graph(staged[2], np.load(staged[1], mmap_mode="r"))
+                save_graph(staged[2], load_array(staged[1]))
             fsync_dir(store.segment_dir)
             with store.lock():
                 self._install(names, staged, ids, digest, dropped)

@@ -18,7 +18,7 @@ import numpy as np
 
 from qa.chunk import Chunk
 from qa.catalog import SCHEMA, document_from_row
-from qa.durable import fsync_dir, save_array, save_graph, unlink_all
+from qa.durable import fsync_dir, load_array, save_array, save_graph, unlink_all
 from qa.index import (Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexWriteError,
                       Segment, bm25_tokens, fts_query)
 from qa.load import Document
@@ -198,8 +198,8 @@ class IndexStore:
         try:
             if path.stat().st_size != size:
                 raise IndexCorruptError(f"{path}: {path.stat().st_size} bytes, the catalog says {size} (damaged)")
-            vectors = np.load(path, mmap_mode="r")
-            ids = np.load(self.segment_dir / f"{name}.ids.npy", mmap_mode="r")
+            vectors = load_array(path)
+            ids = load_array(self.segment_dir / f"{name}.ids.npy")
         except (OSError, ValueError) as error:
             raise IndexCorruptError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
         if vectors.shape != (rows, dimension) or ids.shape != (rows,):

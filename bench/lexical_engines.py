@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import QA, segments  # noqa: E402
+from qa import QA, index as index_module  # noqa: E402
 from qa.evaluate import _first_holding_gold, gold_ranks, read_questions  # noqa: E402
 from qa.index import bm25_tokens  # noqa: E402
 
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=0, help="questions (0: all 10,570)")
     parser.add_argument("--index-dir", default="", help="reuse an index of the dev paragraphs (built if missing)")
-    parser.add_argument("--max-share", type=float, nargs="+", default=[segments.LEXICAL_MAX_SHARE],
+    parser.add_argument("--max-share", type=float, nargs="+", default=[index_module.LEXICAL_MAX_SHARE],
                         help="leave out query terms in this share of the chunks or more (one run each)")
     parser.add_argument("--fts5-only", action="store_true")
     args = parser.parse_args()
@@ -86,7 +86,7 @@ def main() -> None:
     fts5 = bot.index.search_bm25
     results = {"questions": len(questions), "chunks": len(chunks)}
     for share in args.max_share:
-        segments.LEXICAL_MAX_SHARE = share
+        index_module.LEXICAL_MAX_SHARE = share
         results[f"fts5, terms in under {share:.0%} of chunks"] = measure(bot, questions, fts5)
     if not args.fts5_only:
         results["bm25s"] = measure(bot, questions, bm25s_search(chunks))

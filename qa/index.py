@@ -97,6 +97,28 @@ def bm25_tokens(text: str) -> list[str]:
     return _stemmer().stemWords(words) + [re.sub(r"\W", "_", i) for i in _IDENTIFIER.findall(lowered)]
 
 
+# From 1,000 chunks up, query terms found in this share of the chunks or more are left out of a lexical search:
+# BM25 as FTS5 computes it gives them no weight (idf floored at 1e-6), yet matching them scores most of the
+# corpus; SQuAD dev: same recall, half the time (bench/lexical_engines.py). Below that, a weightless match still
+# ranks for RRF.
+LEXICAL_MAX_SHARE = 0.5
+# A search costs about the sum of its terms' chunk counts; past this sum the commonest terms (least weight) are
+# left out. It seldom binds below a million chunks (docs/scaling.md; bench/results/scale.json).
+LEXICAL_MAX_POSTINGS = 20_000
+
+
+def lexical_terms(frequency: dict[str, int], chunk_count: int) -> list[str]:
+    """The query terms a lexical search uses, rarest first; frequency: each term's number of chunks (both stores)."""
+    limit = LEXICAL_MAX_SHARE * chunk_count if chunk_count >= 1000 else chunk_count + 1
+    useful, postings = [], 0
+    for term in sorted((t for t, n in frequency.items() if 0 < n < limit), key=frequency.get):
+        if useful and postings + frequency[term] > LEXICAL_MAX_POSTINGS:
+            break
+        useful.append(term)
+        postings += frequency[term]
+    return useful
+
+
 def fts_query(tokens: list[str]) -> str:
     """An FTS5 query matching any of the tokens, each quoted so that no token is read as an operator."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(tokens))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import threading
 from collections import Counter
@@ -33,14 +34,13 @@ import numpy as np
 from qa.catalog import document_from_row
 from qa.chunk import Chunk
 from qa.index import (ChunkView, DocumentView, Fingerprint, Index, IndexCorruptError, IndexMismatchError,
-                      IndexWriteError, StoreUnavailableError, bm25_tokens)
+                      IndexWriteError, StoreUnavailableError, bm25_tokens, lexical_terms)
 from qa.load import Document
 
 URL_PREFIXES = ("postgresql://", "postgres://")
 LOCK_KEY = 0x5141_696E_6465_78  # the advisory lock writers take ("QAindex")
 HNSW_EF_SEARCH = 100  # candidates pgvector's HNSW search keeps (>= Config.candidates)
 BM25_K1, BM25_B = 1.2, 0.75  # the constants FTS5's bm25() uses in the embedded store
-LEXICAL_MAX_SHARE = 0.5  # as qa.segments: terms in half the chunks or more are left out of a lexical search
 CONNECT_SECONDS = 5.0  # how long a call waits for a connection before saying that the database is unreachable
 
 SCHEMA = """
@@ -64,18 +64,15 @@ insert into qa_meta values ('version', '0'), ('chunks', '0'), ('tokens', '0') on
 """
 
 # The two rankings for one question. Dense: inner product through the HNSW index. Lexical: BM25 as FTS5's bm25()
-# computes it (idf floored at 1e-6). First the query's lexemes with their idf and the average chunk length (from
-# 1,000 chunks up, lexemes in LEXICAL_MAX_SHARE of the chunks or more are left out, as in the embedded store);
-# then, in one statement with the dense search, the chunks whose tsvector matches one of them (a constant
-# tsquery, so the planner can use the GIN index), scored from their term counts (jsonb). Computing the lexemes
-# inside that statement made PostgreSQL rescan the chunks once per lexeme (three times slower).
-TERMS = f"""
-with totals as (select max(value::float8) filter (where key = 'chunks') as n,
-                       max(value::float8) filter (where key = 'tokens') as tokens from qa_meta)
-select t.term, greatest(ln((totals.n - t.chunks + 0.5) / (t.chunks + 0.5)), 1e-6),
-       greatest(totals.tokens / greatest(totals.n, 1), 1)
-from qa_terms t, totals
-where t.term = any(%(terms)s) and t.chunks > 0 and (totals.n < 1000 or t.chunks < {LEXICAL_MAX_SHARE} * totals.n)"""
+# computes it (idf floored at 1e-6), over the query lexemes qa.index.lexical_terms keeps (as the embedded store):
+# first their chunk counts and the totals; then, in one statement with the dense search, the chunks whose
+# tsvector matches one of them (a constant tsquery, so the planner can use the GIN index), scored from their
+# term counts (jsonb). Computing the lexemes inside that statement made PostgreSQL rescan the chunks once per
+# lexeme (three times slower).
+TERMS = """
+select t.term, t.chunks, (select value::float8 from qa_meta where key = 'chunks'),
+       (select value::float8 from qa_meta where key = 'tokens')
+from qa_terms t where t.term = any(%(terms)s)"""
 DENSE = """select 'dense', n, -(embedding <#> %(vector)s::vector) from qa_chunks
            order by embedding <#> %(vector)s::vector limit %(k)s"""
 LEXICAL = f"""
@@ -364,11 +361,15 @@ class PostgresStore:
         """Dense hits (when a vector is given) and BM25 hits (when there are tokens), best first."""
         params: dict = {"vector": vector_literal(vector) if vector is not None else None, "k": k}
         parts = [f"({DENSE})"] if vector is not None else []
-        terms = self._query(TERMS, {"terms": tokens}) if tokens else []
-        if terms:
-            parts.append(f"({LEXICAL})")
-            params.update(terms=[t for t, _, _ in terms], idf=[i for _, i, _ in terms], average_length=terms[0][2],
-                          match=" | ".join(f"'{t}'" for t, _, _ in terms))
+        rows = self._query(TERMS, {"terms": tokens}) if tokens else []
+        if rows:
+            count, length = rows[0][2], max(rows[0][3] / max(rows[0][2], 1), 1)
+            found = {term: chunks for term, chunks, _, _ in rows}
+            terms = lexical_terms({t: found[t] for t in tokens if t in found}, int(count))
+            idf = [max(math.log((count - found[t] + 0.5) / (found[t] + 0.5)), 1e-6) for t in terms]
+            if terms:
+                parts.append(f"({LEXICAL})")
+                params.update(terms=terms, idf=idf, average_length=length, match=" | ".join(f"'{t}'" for t in terms))
         found: dict[str, list[tuple[int, float]]] = {"dense": [], "lexical": []}
         for kind, number, score in self._query(" union all ".join(parts), params) if parts else []:
             found[kind].append((int(number), float(score)))

@@ -20,17 +20,11 @@ from qa.chunk import Chunk
 from qa.catalog import SCHEMA, document_from_row
 from qa.durable import fsync_dir, load_array, save_array, save_graph, unlink_all
 from qa.index import (Fingerprint, Index, IndexCorruptError, IndexMismatchError, IndexWriteError,
-                      Segment, bm25_tokens, fts_query)
+                      Segment, bm25_tokens, fts_query, lexical_terms)
 from qa.load import Document
 from qa.merge import MERGING, Merger, merge_slot
 
 MAX_SEGMENTS = 8  # more than this after a change: the smallest are merged into one (qa.merge)
-# Query terms found in this share of the chunks or more are left out of a lexical search (see lexical()).
-LEXICAL_MAX_SHARE = 0.5
-# FTS5 scores every chunk that matches any query term, so a search costs about the sum of its terms' chunk counts;
-# past this sum the commonest terms (least weight) are left out. It seldom binds below a million chunks
-# (docs/scaling.md; bench/results/scale.json).
-LEXICAL_MAX_POSTINGS = 20_000
 # A segment with at least this many rows also gets an HNSW graph and is searched approximately (bench/ann.py).
 HNSW_MIN_ROWS = 200_000
 
@@ -251,19 +245,11 @@ class IndexStore:
         return [(n, Chunk(*rest)) for n, *rest in rows]
 
     def lexical(self, tokens: list[str], k: int, chunk_count: int) -> list[tuple[int, float]]:
-        """BM25 (FTS5's bm25()) best first. From 1,000 chunks up, terms in half the chunks or more are left out:
-        FTS5 gives them no weight (idf floored at 1e-6), yet matching them scores most of the corpus; SQuAD dev:
-        same recall, half the time (bench/lexical_engines.py). Below that, a weightless match still ranks for RRF."""
+        """BM25 (FTS5's bm25()) best first, over the query terms lexical_terms keeps."""
         tokens = list(dict.fromkeys(tokens))
         marks = ",".join("?" * len(tokens))
-        frequency = dict(self._query(f"select term, doc from temp.terms where term in ({marks})", tokens))
-        limit = LEXICAL_MAX_SHARE * chunk_count if chunk_count >= 1000 else chunk_count + 1
-        useful, postings = [], 0
-        for token in sorted((t for t in tokens if 0 < frequency.get(t, 0) < limit), key=frequency.get):
-            if useful and postings + frequency[token] > LEXICAL_MAX_POSTINGS:
-                break
-            useful.append(token)
-            postings += frequency[token]
+        found = dict(self._query(f"select term, doc from temp.terms where term in ({marks})", tokens))
+        useful = lexical_terms({t: found[t] for t in tokens if t in found}, chunk_count)
         if not useful:
             return []
         rows = self._query("select rowid, bm25(lexical) from lexical where lexical match ? order by bm25(lexical) "

@@ -6,16 +6,17 @@ Tables (names start with qa_; give each index its own schema with `?options=-cse
 
     qa_meta       fingerprint, version, chunk and token totals (BM25's N and average length)
     qa_documents  id, sha256, source, text, size, mtime, pages
-    qa_chunks     n (identity), document, offsets, text, BM25 length, tsv (tsvector of its lexemes, GIN), tf (each
-                  lexeme's count, jsonb), embedding (vector, HNSW)
+    qa_chunks     n (identity), document, offsets, text, BM25 length, tsv (tsvector of its lexemes, GIN: for
+                  full-text queries of your own), tf (each lexeme's count, jsonb), embedding (vector, HNSW)
+    qa_postings   (lexeme, chunk) -> count and chunk length: BM25's posting lists, read by index scans
     qa_terms      chunks holding each lexeme (BM25's document frequency), kept in step by every change
     qa_excluded   corpus documents the user removed
 
 Every change is one transaction; writers take an advisory lock, so two processes never interleave. Nothing is
-cached between calls: an app process sees the others' changes at its next question. Both rankings come from one
-SQL statement per question: vector distance (HNSW) and BM25 over the tsvector (GIN), each ranked; the retriever
-fuses them by reciprocal rank as it does for the embedded index. The lexemes are qa.index.bm25_tokens, written
-as tsvector literals, so both stores match the same words.
+cached between calls: an app process sees the others' changes at its next question. Both rankings come from
+SQL: vector distance (HNSW) and BM25 over the posting lists, each ranked; the retriever fuses them by reciprocal
+rank as it does for the embedded index. The lexemes are qa.index.bm25_tokens, so both stores match the same
+words and give the same BM25 scores.
 """
 
 from __future__ import annotations
@@ -59,16 +60,18 @@ create index if not exists qa_chunks_document on qa_chunks(document);
 create index if not exists qa_chunks_tsv on qa_chunks using gin(tsv);
 create index if not exists qa_chunks_embedding on qa_chunks using hnsw(embedding vector_ip_ops);
 create table if not exists qa_terms(term text primary key, chunks bigint not null);
+create table if not exists qa_postings(term text not null, n bigint not null references qa_chunks(n) on delete cascade,
+                                       tf integer not null, length integer not null, primary key (term, n));
+create index if not exists qa_postings_chunk on qa_postings(n);
 create table if not exists qa_excluded(id text primary key);
 insert into qa_meta values ('version', '0'), ('chunks', '0'), ('tokens', '0') on conflict do nothing;
 """
 
 # The two rankings for one question. Dense: inner product through the HNSW index. Lexical: BM25 as FTS5's bm25()
 # computes it (idf floored at 1e-6), over the query lexemes qa.index.lexical_terms keeps (as the embedded store):
-# first their chunk counts and the totals; then, in one statement with the dense search, the chunks whose
-# tsvector matches one of them (a constant tsquery, so the planner can use the GIN index), scored from their
-# term counts (jsonb). Computing the lexemes inside that statement made PostgreSQL rescan the chunks once per
-# lexeme (three times slower).
+# first their chunk counts and the totals; then, in one statement with the dense search, the postings of those
+# lexemes summed per chunk. At 24,810 chunks that takes 5.7 ms where matching the chunks' tsvector (GIN) and
+# reading their jsonb term counts took 29.3 ms (docs/scaling.md).
 TERMS = """
 select t.term, t.chunks, (select value::float8 from qa_meta where key = 'chunks'),
        (select value::float8 from qa_meta where key = 'tokens')
@@ -76,12 +79,10 @@ from qa_terms t where t.term = any(%(terms)s)"""
 DENSE = """select 'dense', n, -(embedding <#> %(vector)s::vector) from qa_chunks
            order by embedding <#> %(vector)s::vector limit %(k)s"""
 LEXICAL = f"""
-select 'lexical', c.n, sum(q.idf * f.tf * ({BM25_K1} + 1) /
-                           (f.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * c.length / %(average_length)s))) as score
-from qa_chunks c cross join unnest(%(terms)s::text[], %(idf)s::float8[]) as q(term, idf)
-cross join lateral (select (c.tf ->> q.term)::float8 as tf) f
-where c.tsv @@ %(match)s::tsquery and f.tf is not null
-group by c.n order by score desc limit %(k)s"""
+select 'lexical', p.n, sum(q.idf * p.tf * ({BM25_K1} + 1) /
+                           (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / %(average_length)s))) as score
+from unnest(%(terms)s::text[], %(idf)s::float8[]) as q(term, idf) join qa_postings p on p.term = q.term
+group by p.n order by score desc limit %(k)s"""
 
 
 def is_postgres_url(store: str) -> bool:
@@ -369,7 +370,7 @@ class PostgresStore:
             idf = [max(math.log((count - found[t] + 0.5) / (found[t] + 0.5)), 1e-6) for t in terms]
             if terms:
                 parts.append(f"({LEXICAL})")
-                params.update(terms=terms, idf=idf, average_length=length, match=" | ".join(f"'{t}'" for t in terms))
+                params.update(terms=terms, idf=idf, average_length=length)
         found: dict[str, list[tuple[int, float]]] = {"dense": [], "lexical": []}
         for kind, number, score in self._query(" union all ".join(parts), params) if parts else []:
             found[kind].append((int(number), float(score)))
@@ -468,4 +469,7 @@ class PostgresStore:
         connection.execute("insert into qa_terms select * from unnest(%s::text[], %s::bigint[]) "
                            "on conflict (term) do update set chunks = qa_terms.chunks + excluded.chunks",
                            (list(frequency), list(frequency.values())))
+        connection.execute("insert into qa_postings select t.key, c.n, t.value::integer, c.length "
+                           "from qa_chunks c, jsonb_each_text(c.tf) t where c.document = any(%s)",
+                           (sorted({c.document for c in chunks}),))
         PostgresStore._add_totals(connection, len(chunks), tokens_total)

@@ -157,7 +157,14 @@ def phase_million_build(base_corpus: str, index_dir: str, plan: dict) -> dict:
     for row, (_, chunk) in enumerate(numbered):
         by_document.setdefault(chunk.document, []).append(row)
     documents = [bot.index.documents[i] for i in sorted(by_document)]
-    store, rng = IndexStore(index_dir), np.random.default_rng(0)
+    if plan.get("store"):
+        from qa.postgres import PostgresStore
+
+        store = PostgresStore(plan["store"])
+    else:
+        store = IndexStore(index_dir)
+    rng = np.random.default_rng(0)
+    merger = getattr(store, "merger", None)  # the embedded store merges in the background
     total, commits, started = 0, [], time.perf_counter()
     batch: tuple[list, list, list] = ([], [], [])
     for copy in range(plan["chunks"] // len(numbered) + 1):
@@ -178,11 +185,13 @@ def phase_million_build(base_corpus: str, index_dir: str, plan: dict) -> dict:
                 commits.append(time.perf_counter() - begun)
                 batch = ([], [], [])
                 print(f"{total:,} chunks committed, {time.perf_counter() - started:.0f} s (commit "
-                      f"{commits[-1]:.1f} s), merging: {store.merger.running()}", file=sys.stderr, flush=True)
+                      f"{commits[-1]:.1f} s), merging: {merger is not None and merger.running()}", file=sys.stderr,
+                      flush=True)
             if total >= plan["chunks"]:
                 break
     committed = time.perf_counter() - started
-    store.wait_for_merge()
+    if merger is not None:
+        store.wait_for_merge()
     seconds = time.perf_counter() - started
     index = store.snapshot(bot.fingerprint)
     return {"chunks": total, "documents": len(index.documents), "copies": copies, "base_chunks": len(numbered),
@@ -192,14 +201,16 @@ def phase_million_build(base_corpus: str, index_dir: str, plan: dict) -> dict:
             "segments": [[len(s.ids), s.graph is not None] for s in index.segments]}
 
 
-def phase_recall(index_dir: str, questions: list[str]) -> dict:
+def phase_recall(index_dir: str, questions: list[str], store: str = "") -> dict:
     """recall@10 of Index.search_dense (HNSW on large segments) against exact inner product over every row."""
-    import faiss
-
     sys.path.insert(0, str(ROOT))
     from qa import QA
 
-    bot = QA(index_dir=index_dir, corpus=[])
+    bot = QA(index_dir=index_dir, corpus=[], store=store)
+    if store:
+        return postgres_recall(bot, questions)
+    import faiss
+
     index = bot.index
     vectors = bot.embedder.embed_questions(questions)
     approximate, exact, times = [], [], {"approximate": [], "exact": []}
@@ -215,6 +226,29 @@ def phase_recall(index_dir: str, questions: list[str]) -> dict:
                      if r >= 0 and segment.ids[r] not in index.dead]
         times["exact"].append((time.perf_counter() - started) * 1000)
         exact.append({n for _, n in sorted(hits, reverse=True)[:10]})
+    recall = statistics.mean(len(a & e) / 10 for a, e in zip(approximate, exact))
+    return {"recall_at_10": round(recall, 4), "recall_questions": len(questions),
+            "dense_search_p50_ms": round(statistics.median(times["approximate"]), 2),
+            "exact_search_p50_ms": round(statistics.median(times["exact"]), 2)}
+
+
+def postgres_recall(bot, questions: list[str]) -> dict:
+    """recall@10 of pgvector's HNSW search against the same query with index scans turned off (exact)."""
+    import psycopg
+
+    from qa.postgres import DENSE, HNSW_EF_SEARCH, vector_literal
+
+    approximate, exact, times = [], [], {"approximate": [], "exact": []}
+    with psycopg.connect(bot.config.store, autocommit=True) as connection:
+        connection.execute(f"set hnsw.ef_search = {HNSW_EF_SEARCH}")
+        for vector in bot.embedder.embed_questions(questions):
+            params = {"vector": vector_literal(vector), "k": 10}
+            for kind, settings in (("approximate", "on"), ("exact", "off")):
+                connection.execute(f"set enable_indexscan = {settings}")
+                started = time.perf_counter()
+                found = {n for _, n, _ in connection.execute(DENSE, params).fetchall()}
+                times[kind].append((time.perf_counter() - started) * 1000)
+                (approximate if kind == "approximate" else exact).append(found)
     recall = statistics.mean(len(a & e) / 10 for a, e in zip(approximate, exact))
     return {"recall_at_10": round(recall, 4), "recall_questions": len(questions),
             "dense_search_p50_ms": round(statistics.median(times["approximate"]), 2),
@@ -270,23 +304,30 @@ def million(args) -> tuple[str, dict]:
     index_dir, built = work / "million", work / "million-build.json"
     result = {"label": args.label, "vectors": f"synthetic: real embeddings of the base chunks, copies 1.. with "
                                               f"Gaussian noise of norm {NOISE}, re-normalised"}
-    if built.exists():  # a kept build: measured again, its build figures as they were
-        result.update(json.loads(built.read_text()), remeasured=True)
-    elif index_dir.exists():
-        raise SystemExit(f"{index_dir} exists: remove it or name another --keep folder")
-    else:
-        result.update(child("million-build", base / "corpus", index_dir,
-                            {"base": str(base / "index"), "chunks": args.chunks, "batch": args.batch}, True))
-        built.write_text(json.dumps(result))
-    parts = {p: sum(f.stat().st_size for f in index_dir.rglob(p) if f.is_file()) for p in ("*.npy", "*.hnsw")}
-    result.update(index_disk_mb=disk_mb(index_dir), vectors_disk_mb=round(parts["*.npy"] / 1e6, 1),
-                  graphs_disk_mb=round(parts["*.hnsw"] / 1e6, 1))
-    result.update(child("reopen", "", index_dir, questions))
-    result.update(child("recall", "", index_dir, questions[-200:]))
-    result["index_disk_mb_after_changes"] = disk_mb(index_dir)
+    with database(args.store, work) as store:
+        result["store"] = "postgresql" if store else "embedded"
+        if built.exists():  # a kept build: measured again, its build figures as they were
+            result.update(json.loads(built.read_text()), remeasured=True)
+        elif index_dir.exists():
+            raise SystemExit(f"{index_dir} exists: remove it or name another --keep folder")
+        else:
+            result.update(child("million-build", base / "corpus", index_dir,
+                                {"base": str(base / "index"), "chunks": args.chunks, "batch": args.batch,
+                                 "store": store}, True))
+            built.write_text(json.dumps(result))
+        result["index_disk_mb"] = disk_mb(index_dir, store)
+        if not store:
+            parts = {p: sum(f.stat().st_size for f in index_dir.rglob(p) if f.is_file())
+                     for p in ("*.npy", "*.hnsw")}
+            result.update(vectors_disk_mb=round(parts["*.npy"] / 1e6, 1),
+                          graphs_disk_mb=round(parts["*.hnsw"] / 1e6, 1))
+        result.update(child("reopen", "", index_dir, questions, store=store))
+        result.update(child("recall", "", index_dir, questions[-200:], store=store))
+        result["index_disk_mb_after_changes"] = disk_mb(index_dir, store)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    return f"{result['chunks']} chunks, synthetic vectors" + (f", {args.label}" if args.label else ""), result
+    return f"{result['chunks']} chunks, synthetic vectors" + (", postgresql" if store else "") + \
+        (f", {args.label}" if args.label else ""), result
 
 
 def main() -> None:
@@ -312,7 +353,7 @@ def main() -> None:
                   "reopen": lambda: phase_reopen(args.corpus, args.index_dir, payload, args.process_start,
                                                  args.store),
                   "million-build": lambda: phase_million_build(args.corpus, args.index_dir, payload),
-                  "recall": lambda: phase_recall(args.index_dir, payload)}
+                  "recall": lambda: phase_recall(args.index_dir, payload, args.store)}
         print(json.dumps(phases[args.phase]()))
         return
     if args.chunks:

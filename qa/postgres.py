@@ -61,7 +61,8 @@ create index if not exists qa_chunks_tsv on qa_chunks using gin(tsv);
 create index if not exists qa_chunks_embedding on qa_chunks using hnsw(embedding vector_ip_ops);
 create table if not exists qa_terms(term text primary key, chunks bigint not null);
 create table if not exists qa_postings(term text not null, n bigint not null references qa_chunks(n) on delete cascade,
-                                       tf integer not null, length integer not null, primary key (term, n));
+                                       tf integer not null, length integer not null,
+                                       primary key (term, n) include (tf, length));
 create index if not exists qa_postings_chunk on qa_postings(n);
 create table if not exists qa_excluded(id text primary key);
 insert into qa_meta values ('version', '0'), ('chunks', '0'), ('tokens', '0') on conflict do nothing;
@@ -70,8 +71,9 @@ insert into qa_meta values ('version', '0'), ('chunks', '0'), ('tokens', '0') on
 # The two rankings for one question. Dense: inner product through the HNSW index. Lexical: BM25 as FTS5's bm25()
 # computes it (idf floored at 1e-6), over the query lexemes qa.index.lexical_terms keeps (as the embedded store):
 # first their chunk counts and the totals; then, in one statement with the dense search, the postings of those
-# lexemes summed per chunk. At 24,810 chunks that takes 5.7 ms where matching the chunks' tsvector (GIN) and
-# reading their jsonb term counts took 29.3 ms (docs/scaling.md).
+# lexemes summed per chunk, read from the primary key alone (it includes the counts: 4.5 times faster than
+# visiting the table at 200,000 chunks). At 24,810 chunks that took 5.7 ms where matching the chunks' tsvector
+# (GIN) and reading their jsonb term counts took 29.3 ms (docs/scaling.md).
 TERMS = """
 select t.term, t.chunks, (select value::float8 from qa_meta where key = 'chunks'),
        (select value::float8 from qa_meta where key = 'tokens')

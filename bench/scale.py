@@ -239,18 +239,22 @@ def postgres_recall(bot, questions: list[str]) -> dict:
     from qa.postgres import DENSE, HNSW_EF_SEARCH, vector_literal
 
     approximate, exact, times = [], [], {"approximate": [], "exact": []}
+    plans = {}
     with psycopg.connect(bot.config.store, autocommit=True) as connection:
         connection.execute(f"set hnsw.ef_search = {HNSW_EF_SEARCH}")
         for vector in bot.embedder.embed_questions(questions):
             params = {"vector": vector_literal(vector), "k": 10}
             for kind, settings in (("approximate", "on"), ("exact", "off")):
+                # Not prepared: a prepared statement keeps the plan it was made with, whatever enable_indexscan says.
                 connection.execute(f"set enable_indexscan = {settings}")
+                plan = connection.execute("explain " + DENSE, params, prepare=False).fetchall()
+                plans[kind] = " / ".join(row[0].strip().split("  (")[0] for row in plan)
                 started = time.perf_counter()
-                found = {n for _, n, _ in connection.execute(DENSE, params).fetchall()}
+                found = {n for _, n, _ in connection.execute(DENSE, params, prepare=False).fetchall()}
                 times[kind].append((time.perf_counter() - started) * 1000)
                 (approximate if kind == "approximate" else exact).append(found)
     recall = statistics.mean(len(a & e) / 10 for a, e in zip(approximate, exact))
-    return {"recall_at_10": round(recall, 4), "recall_questions": len(questions),
+    return {"recall_at_10": round(recall, 4), "recall_questions": len(questions), "plans": plans,
             "dense_search_p50_ms": round(statistics.median(times["approximate"]), 2),
             "exact_search_p50_ms": round(statistics.median(times["exact"]), 2)}
 
@@ -295,6 +299,7 @@ def database(choice: str, work: Path):
 def million(args) -> tuple[str, dict]:
     """The million-chunk mode (see the module's text); returns the results' key and figures."""
     work = Path(args.keep or tempfile.mkdtemp(prefix="qa-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
     base = Path(args.base) if args.base else work / "base"
     if not (base / "index" / "catalog.sqlite").exists():
         (base / "corpus").mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import resource
 import shutil
 import statistics
@@ -248,7 +249,8 @@ def postgres_recall(bot, questions: list[str]) -> dict:
                 # Not prepared: a prepared statement keeps the plan it was made with, whatever enable_indexscan says.
                 connection.execute(f"set enable_indexscan = {settings}")
                 plan = connection.execute("explain " + DENSE, params, prepare=False).fetchall()
-                plans[kind] = " / ".join(row[0].strip().split("  (")[0] for row in plan)
+                plans[kind] = re.sub(r"'\[[^\]]*\]'::vector", "'[...]'::vector",
+                                     " / ".join(row[0].strip().split("  (")[0] for row in plan))
                 started = time.perf_counter()
                 found = {n for _, n, _ in connection.execute(DENSE, params, prepare=False).fetchall()}
                 times[kind].append((time.perf_counter() - started) * 1000)

@@ -40,7 +40,11 @@ from qa.load import Document
 
 URL_PREFIXES = ("postgresql://", "postgres://")
 LOCK_KEY = 0x5141_696E_6465_78  # the advisory lock writers take ("QAindex")
-HNSW_EF_SEARCH = 100  # candidates pgvector's HNSW search keeps (>= Config.candidates)
+HNSW_EF_SEARCH = 200  # candidates pgvector's HNSW search keeps (>= Config.candidates); recall@10 in scale.json
+# A commit that adds this share of the chunks (and at least BULK_MIN_CHUNKS) is followed by VACUUM ANALYZE: until
+# then the posting lists cannot be read from their index alone and the planner's counts are stale (lexical
+# search 427 ms instead of 13 ms at 200,000 chunks right after a bulk load; bench/results/scale.json).
+BULK_SHARE, BULK_MIN_CHUNKS = 0.1, 1000
 BM25_K1, BM25_B = 1.2, 0.75  # the constants FTS5's bm25() uses in the embedded store
 CONNECT_SECONDS = 5.0  # how long a call waits for a connection before saying that the database is unreachable
 
@@ -420,6 +424,10 @@ class PostgresStore:
                                                         [(i,) for i in remove])
                     connection.execute("delete from qa_excluded where id = any(%s)", ([d.id for d in documents],))
                     self._insert(connection, documents, chunks, vectors, stats or {})
+                    total = int(connection.execute("select value from qa_meta where key = 'chunks'").fetchone()[0])
+                if len(chunks) >= max(BULK_MIN_CHUNKS, BULK_SHARE * total):
+                    with contextlib.suppress(psycopg.Error):  # committed already: a failed vacuum changes nothing
+                        connection.execute("vacuum (analyze) qa_postings, qa_chunks, qa_terms")
         except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as error:
             raise IndexWriteError(f"{self._unreachable(error)}. Nothing was changed.") from None
         except psycopg.Error as error:

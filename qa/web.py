@@ -89,7 +89,8 @@ def _documents_view(bot: QA):
     """The document table and both dropdowns as they are now; nothing is preselected. Left as they are while the
     store cannot be reached (the status line says why)."""
     try:
-        return (document_table(bot), _update(choices=[d.id for d in bot.documents()], value=None),
+        table = document_table(bot)  # reads every document once; the dropdown takes its ids from it
+        return (table, _update(choices=[row[0] for row in table], value=None),
                 _update(choices=bot.removed(), value=None))
     except StoreUnavailableError:
         return _update(), _update(), _update()

@@ -247,6 +247,7 @@ class PostgresStore:
         self.url = url
         self.where = redacted(url)
         self._connections = Connections(url, connections)
+        self._schema_ready = False  # the tables and indexes made (if missing) by this process's first commit
         self._query("select 1")  # unreachable: say so now, not at the first question
 
     def describe(self) -> str:
@@ -414,7 +415,8 @@ class PostgresStore:
         try:
             with self._connections.connection(checked=True) as connection:
                 with connection.transaction():
-                    connection.execute(SCHEMA.format(dimension=fingerprint.dimension))
+                    if not self._schema_ready:
+                        connection.execute(SCHEMA.format(dimension=fingerprint.dimension))
                     connection.execute("insert into qa_meta values ('fingerprint', %s) on conflict (key) do update "
                                        "set value = excluded.value", (json.dumps(asdict(fingerprint)),))
                     connection.execute("update qa_meta set value = (value::bigint + 1)::text where key = 'version'")
@@ -425,6 +427,7 @@ class PostgresStore:
                     connection.execute("delete from qa_excluded where id = any(%s)", ([d.id for d in documents],))
                     self._insert(connection, documents, chunks, vectors, stats or {})
                     total = int(connection.execute("select value from qa_meta where key = 'chunks'").fetchone()[0])
+                self._schema_ready = True
                 if len(chunks) >= max(BULK_MIN_CHUNKS, BULK_SHARE * total):
                     with contextlib.suppress(psycopg.Error):  # committed already: a failed vacuum changes nothing
                         connection.execute("vacuum (analyze) qa_postings, qa_chunks, qa_terms")

@@ -372,9 +372,9 @@ class PostgresStore:
         rows = self._query(TERMS, {"terms": tokens}) if tokens else []
         if rows:
             count, length = rows[0][2], max(rows[0][3] / max(rows[0][2], 1), 1)
-            found = {term: chunks for term, chunks, _, _ in rows}
-            terms = lexical_terms({t: found[t] for t in tokens if t in found}, int(count))
-            idf = [max(math.log((count - found[t] + 0.5) / (found[t] + 0.5)), 1e-6) for t in terms]
+            holding = {term: chunks for term, chunks, _, _ in rows}  # chunks holding each lexeme
+            terms = lexical_terms({t: holding[t] for t in tokens if t in holding}, int(count))
+            idf = [max(math.log((count - holding[t] + 0.5) / (holding[t] + 0.5)), 1e-6) for t in terms]
             if terms:
                 parts.append(f"({LEXICAL})")
                 params.update(terms=terms, idf=idf, average_length=length)

@@ -63,30 +63,25 @@ def shipped_bot(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     """A real PostgreSQL 16 with pgvector, started from the PyPI package pgserver; stopped after the session."""
-    pgserver = import_pgserver()
-
-    server = pgserver.get_server(world_readable(tmp_path_factory.mktemp("postgres")) / "data", cleanup_mode="stop")
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
     yield server
     server.cleanup()
 
 
-def import_pgserver():
-    """pgserver, without platformdirs' warning that XDG_RUNTIME_DIR is unset (it then uses /tmp, as it should)."""
+def start_postgres(folder: Path):
+    """A pgserver PostgreSQL whose data lives in `folder`/data. Its import is kept quiet about XDG_RUNTIME_DIR
+    being unset (it then uses /tmp, as it should); run as root, pgserver runs the server as its own user, so the
+    folders down to the data must be readable by it."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
-    return pgserver
-
-
-def world_readable(folder: Path) -> Path:
-    """Run as root, pgserver runs the server as its own user, which must reach the data folder."""
     for part in [folder, *folder.parents]:
         if part == Path(tempfile.gettempdir()):
             break
         part.chmod(part.stat().st_mode | 0o755)
-    return folder
+    return pgserver.get_server(folder / "data", cleanup_mode="stop")
 
 
 def new_database(server) -> str:

@@ -17,7 +17,7 @@ from qa.config import PROJECT_ROOT
 from qa.index import IndexMismatchError, IndexWriteError, StoreUnavailableError
 from qa.load import make_document
 from qa.postgres import redacted, term_counts, tsvector_literal
-from tests.conftest import SEED_ID, import_pgserver, world_readable
+from tests.conftest import SEED_ID, start_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -130,8 +130,7 @@ def test_twenty_clients_at_once(postgres_bot):
 @pytest.fixture()
 def own_server(tmp_path_factory):
     """A server of this test's own, which the test stops and starts again."""
-    folder = world_readable(tmp_path_factory.mktemp("own_postgres"))
-    server = import_pgserver().get_server(folder / "data", cleanup_mode="stop")
+    server = start_postgres(tmp_path_factory.mktemp("own_postgres"))
     yield server
     server.cleanup()
 

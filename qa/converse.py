@@ -106,15 +106,30 @@ def _replace_pronoun(question: str, referent: str) -> list[str]:
     return rewrites
 
 
+_ADVERBIAL = re.compile(r"(?i)\b(?:at|in|on|during|under|within|without|upon|after|before|once)\b")
+
+
+def _put_clause_in_place(question: str, clause: str) -> list[str]:
+    """"And if memory could not be allocated?" swaps the previous question's clause (if, when, ...); a question
+    without one has its closing adverbial swapped instead ("... set to at the end of the file?" -> "... set to
+    when the end has not been reached?"), or the clause added at its end."""
+    clause = clause.rstrip("?")
+    body = question.rstrip().rstrip("?")
+    words = r"\b(?:" + "|".join(_CLAUSE_WORDS) + r")\b"
+    own = re.search(r"(?i)" + words + r".*", body)
+    if own:
+        return [body[:own.start()] + clause + "?"]
+    cuts = [m.start() for m in _ADVERBIAL.finditer(body) if len(body[:m.start()].split()) >= 3]
+    return [body[:cut] + clause + "?" for cut in reversed(cuts)] + [f"{body} {clause}?"]
+
+
 def _put_in_place(question: str, phrase: str) -> list[str]:
     """"And the kmem group?" after "Which files can the shadow group read?" -> "Which files can the kmem group
     read?". When the new phrase ends in a word of the question ("group"), it takes the place of the content words
     up to that word; otherwise every span of content words is a candidate. Articles are not doubled."""
     phrase = re.sub(r"(?i)^(its|his|her|their)\s", "the ", phrase)  # "And its trailer?": the trailer of the same
-    first = phrase.split()[0].lower()
-    clause = re.search(r"(?i)\b" + first + r"\b.*", question) if first in _CLAUSE_WORDS else None
-    if clause:  # "And if memory could not be allocated?" swaps the previous question's if-clause
-        return [question[:clause.start()] + phrase.rstrip("?") + "?"]
+    if phrase.split()[0].lower() in _CLAUSE_WORDS:
+        return _put_clause_in_place(question, phrase)
     words = _words(question)
     head = _words(phrase)[-1].lower() if _words(phrase) else ""
     spans = []

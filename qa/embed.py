@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -44,7 +45,10 @@ def load_sentence_transformer(path: str, device: str = "cpu", int8: bool = False
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    model = SentenceTransformer(path, device=device, local_files_only=True)
+    import torch
+
+    # fp32 whatever the stored precision (the shipped embedder is stored in fp16 to halve its size).
+    model = SentenceTransformer(path, device=device, local_files_only=True, model_kwargs={"dtype": torch.float32})
     if max_tokens:
         model.max_seq_length = min(max_tokens, model.max_seq_length)
     if int8 and device == "cpu":
@@ -58,10 +62,20 @@ def load_sentence_transformer(path: str, device: str = "cpu", int8: bool = False
     return model
 
 
-def _identity(model) -> str:
-    """The model folder's name and its architecture, for index fingerprints."""
+def _identity(model, path: str) -> str:
+    """The model folder's name, its architecture and, for a local folder, a digest of its weights: an index built
+    with other weights under the same folder name (a retrained embedder) is then rebuilt, not mixed."""
     config = model[0].auto_model.config
-    return f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}"
+    identity = f"{config.name_or_path.rstrip('/').split('/')[-1]}:{config.model_type}"
+    weights = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin"))
+    if weights:
+        digest = hashlib.sha256()
+        for file in weights:
+            with open(file, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        identity += ":" + digest.hexdigest()[:12]
+    return identity
 
 
 def _mean_pool(output, inputs):
@@ -103,7 +117,7 @@ def load_onnx_embedder(path: str, int8: bool):
         if pooled is None:
             return None
         meta = {"dimension": int(model.get_embedding_dimension()), "max_seq_length": int(model.max_seq_length),
-                "identity": _identity(model)}
+                "identity": _identity(model, path)}
         encoder = export_encoder(pooled, path, "embedder", pooled.input_names, ["sentence_embedding"], int8, recipe,
                                  [], meta=meta, tokenizer=model.tokenizer)
     meta = json.loads((encoder.path.parent / "meta.json").read_text())
@@ -146,7 +160,7 @@ class Embedder:
             self.model = load_sentence_transformer(path, device, self.precision == "int8", max_tokens)
             self.tokenizer = self.model.tokenizer
             self.dimension = int(self.model.get_embedding_dimension())
-            self._identity = _identity(self.model)
+            self._identity = _identity(self.model, path)
             self.max_tokens = self.model.max_seq_length  # longer texts are embedded by their first max_tokens tokens
         # 0: 16 texts a batch under ONNX Runtime (faster than 64 on two cores), 64 under PyTorch.
         self.batch_size = batch_size or (16 if self.runtime == "onnx" else 64)

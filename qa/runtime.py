@@ -63,7 +63,7 @@ def _fingerprint(source: str, kind: str, quantize: bool, recipe: str) -> str:
     loaded, so that a start with a warm cache imports neither the PyTorch model nor sentence-transformers."""
     import onnxruntime
 
-    parts = [kind, str(quantize), recipe, onnxruntime.__version__, torch.__version__, "v3"]
+    parts = [kind, str(quantize), recipe, onnxruntime.__version__, torch.__version__, "v4"]
     folder = Path(source)
     if folder.is_dir():
         for path in sorted(folder.rglob("*")):  # what the graph is made of: the config and the weights

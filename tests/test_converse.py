@@ -72,6 +72,12 @@ def test_elliptic_clauses_possessives_and_code_names_are_read_against_the_previo
     # A quantity or a time is not what "it" stands for; the thing the previous question asked about is.
     rewrites = candidates("What does it hold?", "How many bytes is the trailer of the zlib format?", "four")
     assert rewrites[0] == "What does the trailer hold?" and "What does four hold?" not in rewrites
+    # A clause after a question without one takes the place of its closing adverbial, or is added at its end.
+    rewrites = candidates("And when the end of the input has not been reached yet?",
+                          "What is flush set to at the end of the input file?", "Z_FINISH")
+    assert rewrites == ["What is flush set to when the end of the input has not been reached yet?",
+                        "What is flush set to at the end of the input file when the end of the input has not been "
+                        "reached yet?"]
     assert "What does deflate() return when it could not consume more input?" not in candidates(
         "What about when it blocks?", "What does deflate() return when it could not consume more input?", "Z_BUF_ERROR")
 

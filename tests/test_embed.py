@@ -52,3 +52,16 @@ def test_max_tokens_embeds_the_head_of_long_texts(fp32, runtime):
     assert float(both[0] @ both[1]) > 0.999  # only the first 16 tokens (with [CLS] and [SEP]) count
     assert float(both[0] @ fp32.embed([long_text])[0]) < 0.999  # the full text reads differently
     assert short.name() != fp32.name() and ":16" in short.name()
+
+
+def test_the_shipped_embedder_loads_offline_in_fp32_and_is_told_from_its_base(fp32):
+    import torch
+
+    from qa.config import SHIPPED_EMBEDDER, base_embedder
+
+    assert fp32.path == str(SHIPPED_EMBEDDER) and next(fp32.model.parameters()).dtype == torch.float32
+    base = Embedder(base_embedder(), runtime="torch", embed_precision="fp32")
+    assert fp32.name() != base.name()  # an index built with the base is rebuilt, not mixed
+    question, passage, other = fp32.embed(["Where was the treaty signed?", TEXTS[0], TEXTS[1]])
+    assert question @ passage > question @ other + 0.1
+    assert not np.allclose(fp32.embed([TEXTS[0]]), base.embed([TEXTS[0]]), atol=1e-3)  # its own weights

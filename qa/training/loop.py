@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from qa.config import default_embedder
+from qa.config import base_embedder
 from qa.training.config import TrainConfig
 from qa.training.features import Feature, cached_features
 
@@ -95,6 +95,17 @@ def _atomic_save_checkpoint(directory: Path, model, optimizer, scheduler, step: 
     shutil.rmtree(old, ignore_errors=True)
 
 
+def restore_checkpoint(directory: Path, optimizer, scheduler, clock: Clock) -> int:
+    """The optimizer, schedule, random state and seconds trained of a checkpoint; returns its step."""
+    state = torch.load(directory / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    clock.seconds_before = state.get("seconds", 0.0)
+    log.info("resumed at step %d", state["step"])
+    return state["step"]
+
+
 @contextmanager
 def _logging_to(path: Path):
     """The training log also written to `path` while the block runs; the handler goes away afterwards, so that
@@ -137,7 +148,7 @@ def _train(config: TrainConfig, output: Path, resume: bool) -> Path:
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    base = config.base_model or default_embedder()
+    base = config.base_model or base_embedder()
     checkpoint = output / "checkpoint"
     tokenizer = AutoTokenizer.from_pretrained(base)
     features = cached_features(config, tokenizer, base)
@@ -153,15 +164,7 @@ def _train(config: TrainConfig, output: Path, resume: bool) -> Path:
     optimizer = _optimizer(model, config)
     clock = Clock(total_steps, config.time_limit)
     scheduler = linear_schedule(optimizer, config.warmup_ratio, clock)
-    step = 0
-    if resuming:
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
-        clock.seconds_before = state.get("seconds", 0.0)
-        log.info("resumed at step %d", step)
+    step = restore_checkpoint(checkpoint, optimizer, scheduler, clock) if resuming else 0
 
     (output / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     step = _run_steps(model, optimizer, scheduler, clock, features, lengths, tokenizer, config, step, checkpoint)

@@ -44,16 +44,24 @@ class DerivedSet:
     articles: list[str]  # per question: its article, for held-out splits
 
 
-def derived_set(train_file: str | Path, articles: int = 60, answerable: int = 3000, absent: int = 800,
-                edited: int = 800, absent_share: float = 0.15, seed: int = 13) -> DerivedSet:
+DERIVED_ARTICLES, DERIVED_SEED = 60, 13  # derived_set's defaults: the articles the answer scorer is fitted on
+
+
+def derived_articles(titles: list[str], articles: int, rng: random.Random) -> set[str]:
+    """The train articles a derived set is made of (the embedder's training leaves the same ones out)."""
+    ordered = sorted(set(titles))
+    return set(rng.sample(ordered, min(articles, len(ordered))))
+
+
+def derived_set(train_file: str | Path, articles: int = DERIVED_ARTICLES, answerable: int = 3000, absent: int = 800,
+                edited: int = 800, absent_share: float = 0.15, seed: int = DERIVED_SEED) -> DerivedSet:
     """A corpus of `articles` train articles with `absent_share` of their paragraphs left out, and questions."""
     from qa.squad import read_squad
     from qa.training.negatives import add_impossible_condition, negate_question, swap_name
 
     squad = read_squad(train_file)
     rng = random.Random(seed)
-    titles = sorted(set(squad.titles))
-    chosen = set(rng.sample(titles, min(articles, len(titles))))
+    chosen = derived_articles(squad.titles, articles, rng)
     paragraphs = [i for i, t in enumerate(squad.titles) if t in chosen]
     left_out = set(rng.sample(paragraphs, int(len(paragraphs) * absent_share)))
     documents = [make_document(f"{squad.titles[i]}/{i:05d}", squad.contexts[i], source=str(train_file))

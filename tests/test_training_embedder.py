@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 
 from qa.config import PROJECT_ROOT, base_embedder
 from qa.embed import Embedder
-from qa.training.embedder import DERIVED_SET_SEED, EmbedderTrainConfig, distinct_batches, training_rows
+from qa.calibrate import DERIVED_SEED
+from qa.training.embedder import EmbedderTrainConfig, distinct_batches, training_rows
 from tests.squad_builders import QUESTIONS, write_squad
 
 
@@ -31,7 +32,7 @@ def test_each_question_gets_the_chunk_holding_its_answer_and_one_without_it(squa
 
 def test_the_answer_scorers_articles_are_left_out(squad_file):
     tokenizer = AutoTokenizer.from_pretrained(base_embedder())
-    held = random.Random(DERIVED_SET_SEED).sample(["Rivers", "Treaty"], 1)[0]  # as qa.calibrate.derived_set picks
+    held = random.Random(DERIVED_SEED).sample(["Rivers", "Treaty"], 1)[0]  # as qa.calibrate.derived_set picks
     rows = training_rows(EmbedderTrainConfig(train_file=str(squad_file), held_out_articles=1), tokenizer)
     about_held = {q for _, q, _ in QUESTIONS[4:]} if held == "Rivers" else {q for _, q, _ in QUESTIONS[:4]}
     assert not {q for q, _, _ in rows} & about_held

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
+from qa.calibrate import DERIVED_ARTICLES, DERIVED_SEED, derived_articles
 from qa.config import Config, base_embedder
 
 log = logging.getLogger("qa.training")
-DERIVED_SET_SEED, DERIVED_SET_ARTICLES = 13, 60  # qa.calibrate.derived_set's defaults: its articles stay unseen
 
 
 @dataclass
@@ -42,7 +42,7 @@ class EmbedderTrainConfig:
     warmup_ratio: float = 0.05
     epochs: float = 0.35  # share of the rows seen: what an hour buys on a 2-core CPU (bench/results/embedder.json)
     max_rows: int = 0  # 0: every question with a positive and a negative
-    held_out_articles: int = DERIVED_SET_ARTICLES  # left out, chosen as qa.calibrate.derived_set chooses them
+    held_out_articles: int = DERIVED_ARTICLES  # left out, chosen as qa.calibrate.derived_set chooses them
     seed: int = 0
     bf16: bool = True  # autocast; on a CPU without native bfloat16 it is slow, use --bf16 false
     time_limit: float = 0.0  # seconds of training (0: none)
@@ -62,8 +62,7 @@ def training_rows(config: EmbedderTrainConfig, tokenizer) -> list[tuple[str, str
 
     cfg = Config()
     squad = read_squad(config.train_file)
-    titles = sorted(set(squad.titles))
-    held = set(random.Random(DERIVED_SET_SEED).sample(titles, min(config.held_out_articles, len(titles))))
+    held = derived_articles(squad.titles, config.held_out_articles, random.Random(DERIVED_SEED))
     chunker = Chunker(tokenizer, cfg.chunk_tokens, cfg.chunk_overlap_tokens)
     chunks: list[tuple[int, int, str]] = []
     of_paragraph: dict[int, list[int]] = {}
@@ -76,6 +75,7 @@ def training_rows(config: EmbedderTrainConfig, tokenizer) -> list[tuple[str, str
         return []
     engine = bm25s.BM25()
     engine.index([bm25_tokens(text) or ["\u2205"] for _, _, text in chunks], show_progress=False)
+    normalized = [normalize_answer(text) for _, _, text in chunks]  # once each, not per question meeting it
     rows = []
     for q in squad.questions:
         if q.context_index not in of_paragraph or not q.answers or q.answer_starts[0] < 0:
@@ -89,7 +89,7 @@ def training_rows(config: EmbedderTrainConfig, tokenizer) -> list[tuple[str, str
         golds = [g for g in map(normalize_answer, q.answers) if g]
         ids, _ = engine.retrieve([tokens], k=min(10, len(chunks)), show_progress=False, n_threads=1)
         negative = next((int(k) for k in ids[0] if int(k) not in own
-                         and not any(g in normalize_answer(chunks[int(k)][2]) for g in golds)), None)
+                         and not any(g in normalized[int(k)] for g in golds)), None)
         if negative is not None:
             rows.append((q.question, chunks[positive][2], chunks[negative][2]))
     return rows

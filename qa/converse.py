@@ -5,8 +5,10 @@ question and answer before it is asked.
 The rewrite is plain string work: a pronoun is replaced by the previous answer (unless that answer is a quantity
 or a time) or by a noun phrase or code name of the previous question; an elliptic question ("And X?", "What about
 X?") puts X in place of a phrase of the previous question, or of its clause when X is one ("if ...", "when ...");
-a bare "Why?" or "When?" takes the rest of the previous question. Each rewrite is a candidate; all are asked in
-one batched call and the reader's confidence picks one.
+a name of a kind ("And --repeat?", "And %R?", "And version 1.5?") takes the place of the previous question's
+name of that kind; a bare "Why?" or "In what units?" takes the rest of the previous question; "an invalid one"
+names the previous question's thing. Contractions are spelled out first, and "And what does it ...?" is a whole
+question. Each rewrite is a candidate; all are asked in one batched call and the reader's confidence picks one.
 
 Beyond the rewrite, the conversation narrows what counts as an answer: a span that only repeats what earlier
 questions said is none (a follow-up asks for something new), and "Which of them ...?" after an answer listing
@@ -31,32 +33,89 @@ _WH = frozenset("what who whom whose when where which why how".split())
 # Pronouns that stand for something said before; "him"/"he" for people, "it"/"they" for anything.
 _PRONOUNS = {"he": "", "she": "", "him": "", "it": "", "they": "", "them": "", "this": "", "that": "",
              "these": "", "those": "", "his": "'s", "her": "'s", "its": "'s", "their": "'s"}
+_PRONOUN = re.compile(r"\b(" + "|".join(_PRONOUNS) + r")\b(\s+\w+)?", re.IGNORECASE)  # and the word after it
+# "an invalid one", "the other one": "one" stands for the thing the previous question named (not "one of";
+# "that one" is a pronoun's).
+_ONE = re.compile(r"(?i)\b(?:a|an|the|another|each)\s+(?:[a-z][\w-]*\s+)?(one)\b(?!\s+of\b)")
+_QUOTED = re.compile(r"(?:\b(?:the|a|an)\s+)?(?:\"[^\"]+\"|“[^”]+”|'[^']+'|‘[^’]+’)")
 _ELLIPSIS = re.compile(r"^\s*(?:and|and what about|what about|how about|and for|and in|also)\s+(?P<rest>.+?)\s*\??\s*$",
                        re.IGNORECASE)
-_WORD = re.compile(r"[\w'/\-.]+")
+_WORD = re.compile(r"[\w'/\-.%$@#]+")  # "%M", "$HOME", "--output" are one word each
 _INTRODUCERS = frozenset("the a an which what whose its his her their".split())  # a noun phrase follows
 # Names in code or commands: "deflateEnd()", "Z_FINISH", "zpipe.c" (a subject after "does" has no article).
 _IDENTIFIER = re.compile(r"(?<![\w.])(?:\w+\(\)|\w*_\w+|[a-z]+[A-Z]\w*|\w+\.[a-z]\w*)(?![\w(])")
 # Clauses an elliptic follow-up swaps for the previous question's ("And if memory could not be allocated?").
 _CLAUSE_WORDS = frozenset("if when whenever unless until while after before because since".split())
+# Command-line options ("--maxdepth", "-o") are names too; "e-mail" is not (the dash must start the word).
+_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
+_AUXILIARIES = frozenset("is are was were be been do does did can could will would shall should may might must has "
+                         "have had".split())
+_PREPOSITIONS = frozenset("in at on for from to by with of since until about under within".split())
+# "What's", "isn't": contractions are spelled out so that the rules below see "what is", "is not".
+_CONTRACTION = re.compile(r"(?i)\b(what|who|where|when|how|that|it|there|here)['’]s\b|\b(can|won)['’]t\b|"
+                          r"\b(\w+)n['’]t\b|['’](re|ve|ll|d)\b")
+# A pronoun inside an elliptic phrase; "that"/"this" only where no noun precedes it ("the one that ignores ...").
+_REFERRING = re.compile(r"(?i)\b(?:it|they|them)\b|(?:^|\b(?:if|when|unless|while|after|before|because|since|of|for|"
+                        r"to|with|in|on|at|by|about)\s+)(?:that|this)\b")
+_SPELLED = {"re": " are", "ve": " have", "ll": " will", "d": " would"}
 
 UNRESOLVED = ("This looks like a follow-up question, but there is no earlier question to refer to; "
               "please ask it in full.")
 NOT_RESOLVED = "Could not answer this as a follow-up to the previous question; please ask it in full."
 
 
+def spell_out(question: str) -> str:
+    """Contractions spelled out: "What's its default?" -> "What is its default?"."""
+    def spelled(match: re.Match) -> str:
+        word, negated, stem, suffix = match.groups()
+        if word:
+            return f"{word} is"
+        if negated:
+            return "cannot" if negated.lower() == "can" else "will not"
+        if stem:
+            return f"{stem} not"
+        return _SPELLED[suffix.lower()]
+    return _CONTRACTION.sub(spelled, question)
+
+
 def _words(text: str) -> list[str]:
     return [w.strip(".") for w in _WORD.findall(text) if w.strip(".")]
 
 
+def _wh_fragment(question: str) -> bool:
+    """A question word with at most a preposition and a noun or two, no verb: "In what units?", "Since when?",
+    "Which year?" (the rest of the question is the previous one's)."""
+    words = [w.lower() for w in _words(question)]
+    words = words[1:] if words and words[0] in _PREPOSITIONS else words
+    return 0 < len(words) <= 3 and words[0] in _WH and (len(words) <= 2 or not any(
+        w in _AUXILIARIES or w in _PRONOUNS for w in words))  # "Whose will?" is one; "When was it?" a pronoun's
+
+
+def _relative(question: str, at: int) -> bool:
+    """Is the "that"/"this" at this offset a relative or a demonstrative inside the question ("the systems that
+    ...", "Which option changes this file?"), not a pronoun? It is one directly after a noun-like word, except
+    as the question's last word ("Which option changes that?")."""
+    before, after = _words(question[:at]), _words(question[at:])
+    if not after or after[0].lower() not in ("that", "this") or not before or len(after) == 1:
+        return False
+    return before[-1].lower() not in _WH | _STOP | _CLAUSE_WORDS  # "if that is not set": a pronoun
+
+
+def _without_and(question: str) -> str:
+    """"And what does it let you avoid?" is a whole question after "And" (what refers back is its pronoun, if
+    any), unlike "And the kmem group?"."""
+    starts = "|".join(_WH - _CLAUSE_WORDS | _AUXILIARIES)
+    auxiliaries = "|".join(_AUXILIARIES)  # "And when does it end?" is a question; "And when it ends?" a clause
+    whole = re.sub(rf"(?i)^\s*(?:and|also|so)\s+(?=(?:{starts})\b|when\s+(?:{auxiliaries})\b)", "", question)
+    return whole[:1].upper() + whole[1:]
+
+
 def is_follow_up(question: str) -> bool:
     """Does the question refer back (a pronoun, "And X?", or a bare question word)?"""
-    words = [w.lower() for w in _words(question)]
-    if _ELLIPSIS.match(question) or (len(words) <= 2 and words and words[0] in _WH):
+    question = _without_and(spell_out(question))
+    if _ELLIPSIS.match(question) or _wh_fragment(question) or _ONE.search(question):
         return True
-    # "that"/"this" directly after a noun is usually a relative or demonstrative inside a full question.
-    return any(w in _PRONOUNS and not (w in ("that", "this") and i > 0 and words[i - 1] not in _WH and
-                                       words[i - 1] not in _STOP) for i, w in enumerate(words))
+    return any(not _relative(question, match.start()) for match in _PRONOUN.finditer(question))
 
 
 def topic_phrases(question: str) -> list[str]:
@@ -90,19 +149,27 @@ def noun_phrases(question: str) -> list[str]:
         i = words.index(first)
         if i and (words[i - 1].lower() in _INTRODUCERS or first[0].isupper()):
             out.append(phrase)
-    return out + [name for name in _IDENTIFIER.findall(question) if name not in out]
+    names = _IDENTIFIER.findall(question) + _OPTION.findall(question)
+    return out + [name for name in names if name not in out]
 
 
 def _replace_pronoun(question: str, referent: str) -> list[str]:
-    """The question with its first referring pronoun (or "that NOUN") replaced by the referent."""
+    """The question with its first referring pronoun (or "that NOUN") replaced by the referent; a possessive
+    also as "the NOUN of referent" ("What is its rvalue argument?" -> "What is the rvalue argument of ffi_call?")."""
     rewrites = []
-    for match in re.finditer(r"\b(" + "|".join(_PRONOUNS) + r")\b(\s+\w+)?", question, re.IGNORECASE):
+    for match in _PRONOUN.finditer(question):
         pronoun = match.group(1).lower()
+        if _relative(question, match.start(1)):  # "systems that do not have it": "it" is the one to replace
+            continue
         suffix = _PRONOUNS[pronoun]
         start, end = match.start(1), match.end(1)
         rewrites.append(question[:start] + referent + suffix + question[end:])
         if pronoun in ("that", "this", "these", "those") and match.group(2):  # "that name" -> the referent
             rewrites.append(question[:start] + referent + question[match.end(2):])
+        owned = re.match(r"(?:\s+(?!(?:" + "|".join(_STOP) + r")\b)[\w\-]+)+", question[end:], re.IGNORECASE)
+        owned = owned and re.sub(r"(?<=\w)\s+\w+ed$", "", owned.group(0))  # "its value used" owns "value"
+        if suffix and owned:
+            rewrites.append(f"{question[:start]}the{owned} of {referent}{question[end + len(owned):]}")
     return rewrites
 
 
@@ -116,7 +183,7 @@ def _put_clause_in_place(question: str, clause: str) -> list[str]:
     clause = clause.rstrip("?")
     body = question.rstrip().rstrip("?")
     words = r"\b(?:" + "|".join(_CLAUSE_WORDS) + r")\b"
-    own = re.search(r"(?i)" + words + r".*", body)
+    own = re.search(r"(?i)(?<=\s)" + words + r".*", body)  # not the question's own "When ...?"
     if own:
         return [body[:own.start()] + clause + "?"]
     cuts = [m.start() for m in _ADVERBIAL.finditer(body) if len(body[:m.start()].split()) >= 3]
@@ -141,16 +208,48 @@ def _put_in_place(question: str, phrase: str) -> list[str]:
                 break
             spans.append((i, j))
     aligned = [(i, j) for i, j in spans if words[j].lower() == head and (i == 0 or words[i - 1].lower() in _STOP)]
+    # "And --repeat?", "And version 1.5?", "And on 3.4 or newer?" take the place of the option, the number...
+    # of the same kind (with the words or the preposition before it: "version 1.4", "with GCC 3.2.2").
+    own = _words(phrase)
+    shaped = [k for k, word in enumerate(own) if _shape(word)]
+    if shaped:
+        lead = [w.lower() for w in own[:shaped[-1]]]
+
+        def start(j: int) -> int:
+            if [w.lower() for w in words[max(0, j - len(lead)):j]] == lead:
+                return j - len(lead)
+            before = [i for i in range(max(0, j - 3), j) if words[i].lower() in _PREPOSITIONS]
+            return before[-1] if lead and lead[0] in _PREPOSITIONS and before else j
+
+        same = [j for j, word in enumerate(words) if _shape(word) == _shape(own[shaped[-1]])]
+        aligned = [(start(j), j) for j in same] or aligned
+    # 'And the "grind" part?' after 'How do you pronounce the "Val" in Valgrind?': quoted term for quoted term.
+    quoted = _QUOTED.search(question)
+    first = [question[:quoted.start()] + phrase + question[quoted.end():]] if quoted and _QUOTED.search(phrase) else []
     # Otherwise a noun phrase of the question is the likelier place ("the header" for "its trailer"), then the rest.
     nouns = [" ".join(_words(p.removeprefix("the "))) for p in noun_phrases(question)]
     by_noun = lambda span: (nouns.index(" ".join(words[span[0]:span[1] + 1]))  # noqa: E731
                             if " ".join(words[span[0]:span[1] + 1]) in nouns else len(nouns), -span[0])
-    rewrites = []
+    rewrites = first
     for i, j in aligned or sorted(spans, key=by_noun):
         tail = r"\s+".join(re.escape(w) for w in words[i:j + 1])
         article = r"(?:\b(?:a|an|the)\s+)?" if re.match(r"(?i)(a|an|the)\s", phrase) else ""
-        rewrites.append(re.sub(article + r"\b" + tail + r"\b", lambda _: phrase, question, count=1))
+        tail += r"(?:\(\))?" if phrase.endswith("()") else ""  # "deflateInit()" goes whole
+        rewrites.append(re.sub(article + r"(?<![\w%$@#-])" + tail + r"(?![\w-])", lambda _: phrase, question,
+                               count=1))
     return rewrites
+
+
+def _shape(word: str) -> str:
+    """What kind of name a word is, when it is one: an option, a %-/$-/@-name, a number or a name in code."""
+    word = word.strip("?.,")
+    if _OPTION.fullmatch(word):
+        return "option"
+    if word[:1] in "%$@#" and len(word) > 1:
+        return word[0]
+    if re.fullmatch(r"\d+(?:\.\d+)*", word):
+        return "number"
+    return "code" if _IDENTIFIER.fullmatch(word) else ""
 
 
 def candidates(question: str, previous_question: str, previous_answer: str) -> list[str]:
@@ -159,17 +258,34 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     short_answer = previous_answer and len(previous_answer.split()) <= 8
     # A quantity or a time ("How many bytes...?" "four") is not what "it" or "that version" stands for.
     entity = short_answer and not NUMERIC_QUESTION.search(previous_question)
-    referents = ([previous_answer] if entity else []) + noun_phrases(previous_question)
+    # An answer around a name in code ("void ffi_call") also stands for that name alone; a question without a
+    # noun phrase ("What is xsltproc?") is about its content words.
+    names = [n for n in _IDENTIFIER.findall(previous_answer) + _OPTION.findall(previous_answer)
+             if n != previous_answer] if entity else []
+    referents = ([previous_answer] if entity else []) + names + (noun_phrases(previous_question) or
+                                                                 topic_phrases(previous_question))
     found: list[str] = []
+    question = _without_and(spell_out(question))
     ellipsis = _ELLIPSIS.match(question)
     if ellipsis:
-        found += _put_in_place(previous_question, ellipsis.group("rest"))
-    words = _words(question)
-    if len(words) <= 2 and words and words[0].lower() in _WH:  # "Why?" "When was it?"
-        body = [w for w in _words(previous_question) if w.lower() not in _WH]
-        found.append(f"{words[0]} {' '.join(body)}?")
+        placed = _put_in_place(previous_question, ellipsis.group("rest"))
+        # A pronoun in the new phrase ("And if that is not set?") names what the previous turn was about: its
+        # answer, or else its first noun phrase.
+        if referents and _REFERRING.search(ellipsis.group("rest")):
+            placed = [rewrite for place in placed[:2] for rewrite in _replace_pronoun(place, referents[0])[:1]]
+        found += placed
+    if _wh_fragment(question):  # "Why?" "In what units?": the rest of the previous question
+        words, previous = _words(question), _words(previous_question)
+        wh = next((i for i, w in enumerate(previous) if w.lower() in _WH), -1)
+        if wh >= 0 and wh + 1 < len(previous) and previous[wh].lower() == "how":  # "how many", "how long"
+            wh += previous[wh + 1].lower() in ("many", "much", "long", "often", "far", "big", "large", "old")
+        body = previous[wh + 1:] if wh >= 0 else previous
+        found.append(f"{' '.join(words)} {' '.join(body)}?")
     for referent in referents if not found else []:  # an elliptic phrase's own "its" reads as "the"
         found += _replace_pronoun(question, referent)
+    one = _ONE.search(question)
+    for phrase in noun_phrases(previous_question)[:2] if one and not ellipsis else []:
+        found.append(question[:one.start(1)] + re.sub(r"^(?:the|a|an)\s+", "", phrase) + question[one.end(1):])
     if not found:
         found.append(f"{question} ({previous_question} {previous_answer})".strip())
     unique = []

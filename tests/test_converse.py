@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from qa.config import PROJECT_ROOT
-from qa.converse import UNRESOLVED, already_said, candidates, is_follow_up, noun_phrases, outside_list
+from qa.converse import (UNRESOLVED, already_said, candidates, is_follow_up, noun_phrases, outside_list,
+                         spell_out)
 from qa.evaluate import f1_score
 
 CONVERSATIONS = PROJECT_ROOT / "tests" / "data" / "conversations.jsonl"
@@ -80,6 +81,51 @@ def test_elliptic_clauses_possessives_and_code_names_are_read_against_the_previo
                         "reached yet?"]
     assert "What does deflate() return when it could not consume more input?" not in candidates(
         "What about when it blocks?", "What does deflate() return when it could not consume more input?", "Z_BUF_ERROR")
+
+
+def test_contractions_trailing_pronouns_and_fragments_are_follow_ups():
+    assert spell_out("What's its default? It isn't set, they're gone, I can't") == \
+        "What is its default? It is not set, they are gone, I cannot"
+    assert "What is gzip?" in candidates("What's that?", "Which tool compresses the files?", "gzip")
+    assert is_follow_up("Which option changes that?") and not is_follow_up("Which option changes that file?")
+    assert candidates("In what units?", "What does the --timing option display?", "the time used") == \
+        ["In what units does the --timing option display?"]
+    assert candidates("Why?", "How many pairs can I pass with --param?", "32") == \
+        ["Why pairs can I pass with --param?"]  # not "Why many pairs ..."
+    # A whole question after "And" is read as a question; a clause after "And" stays elliptic.
+    assert not is_follow_up("And how do I get a literal percent sign?")
+    assert is_follow_up("And when the end of the input has not been reached yet?")
+    assert candidates("And what does it let you avoid?", "What does a lock file state?", "the exact versions")[0] == \
+        "What does the exact versions let you avoid?"
+
+
+def test_pronouns_in_clauses_possessives_names_and_one_are_resolved():
+    # "that" of the new clause is the previous answer; a relative "that" is left alone.
+    assert candidates("And if that isn't set?", "Which catalog does the tool read by default?", "CATALOG_PATH") == \
+        ["Which catalog does the tool read by default if CATALOG_PATH is not set?"]
+    assert candidates("What's used on systems that don't have it?", "Which call reports the usage?", "wait3")[0] == \
+        "What is used on systems that do not have wait3?"
+    rewrites = candidates("When is its value used?", "Which environment variable holds the format?", "TIME")
+    assert "When is the value of TIME used?" in rewrites
+    # An answer around a name in code also stands for the name alone.
+    assert "What is the rvalue argument of ffi_call?" in candidates(
+        "What is its rvalue argument?", "Which function makes the call?", "void ffi_call")
+    assert "What happens with an invalid escape?" in candidates(
+        "What happens with an invalid one?", "Which character starts an escape?", "a backslash")
+
+
+def test_an_elliptic_name_takes_the_place_of_a_name_of_its_kind():
+    assert candidates("And --repeat?", "What does the --timing option display?", "the time") == \
+        ["What does the --repeat option display?"]
+    assert candidates("And %R?", "What does the %F specifier count?", "page faults") == \
+        ["What does the %R specifier count?"]
+    assert candidates("And version 1.5?", "What did version 1.4 add?", "a hack") == ["What did version 1.5 add?"]
+    assert candidates("And deflateEnd()?", "What does deflateInit() allocate?", "memory") == \
+        ["What does deflateEnd() allocate?"]
+    assert candidates("And on 3.4 or newer?", "How do I turn the pool off with GCC 3.2.2?", "export X")[0] == \
+        "How do I turn the pool off on 3.4 or newer?"
+    assert candidates('And the "grind" part?', 'How do you pronounce the "Val" in Valgrind?', "value")[0] == \
+        'How do you pronounce the "grind" part in Valgrind?'
 
 
 def test_a_follow_up_answer_is_something_new_or_one_of_the_listed_things():

@@ -8,7 +8,10 @@ X?") puts X in place of a phrase of the previous question, or of its clause when
 a name of a kind ("And --repeat?", "And %R?", "And version 1.5?") takes the place of the previous question's
 name of that kind; a bare "Why?" or "In what units?" takes the rest of the previous question; "an invalid one"
 names the previous question's thing. Contractions are spelled out first, and "And what does it ...?" is a whole
-question. Each rewrite is a candidate; all are asked in one batched call and the reader's confidence picks one.
+question. A pronoun that names nothing said before (a relative "that", "Is it possible to ...?", a quoted "it",
+"this manual" when the previous turn spoke of no manual) leaves the question as it is. Each rewrite is a
+candidate; all are asked in one batched call and the answer most of them agree on wins (bench/results/converse.json:
+weighting the earlier rewrites more lost more turns than it won).
 
 Beyond the rewrite, the conversation narrows what counts as an answer: a span that only repeats what earlier
 questions said is none (a follow-up asks for something new), and "Which of them ...?" after an answer listing
@@ -18,6 +21,7 @@ with the previous turn. bench/converse.py measures each (bench/results/converse.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -34,11 +38,12 @@ _WH = frozenset("what who whom whose when where which why how".split())
 _PRONOUNS = {"he": "", "she": "", "him": "", "it": "", "they": "", "them": "", "this": "", "that": "",
              "these": "", "those": "", "his": "'s", "her": "'s", "its": "'s", "their": "'s"}
 _PRONOUN = re.compile(r"\b(" + "|".join(_PRONOUNS) + r")\b(\s+\w+)?", re.IGNORECASE)  # and the word after it
-# "an invalid one", "the other one": "one" stands for the thing the previous question named (not "one of";
-# "that one" is a pronoun's).
-_ONE = re.compile(r"(?i)\b(?:a|an|the|another|each)\s+(?:[a-z][\w-]*\s+)?(one)\b(?!\s+of\b)")
+# "an invalid one", "the other one": "one" stands for the thing the previous question named (not "one of", not
+# "the one thing"; "that one" is a pronoun's).
+_ONE = re.compile(r"(?i)\b(?:a|an|the|another|each)\s+(?:[a-z][\w-]*\s+)?(one)\b(?!\s+of\b)"
+                  r"(?=\s*(?:[?.,!;]|$)|\s+(?:that|which|who|for|with|in|from|on|at|to|is|was|does|do|has|used)\b)")
 _QUOTED = re.compile(r"(?:\b(?:the|a|an)\s+)?(?:\"[^\"]+\"|“[^”]+”|'[^']+'|‘[^’]+’)")
-_ELLIPSIS = re.compile(r"^\s*(?:and|and what about|what about|how about|and for|and in|also)\s+(?P<rest>.+?)\s*\??\s*$",
+_ELLIPSIS = re.compile(r"^\s*(?:and what about|and how about|what about|how about|and|also)\s+(?P<rest>.+?)\s*\??\s*$",
                        re.IGNORECASE)
 _WORD = re.compile(r"[\w'/\-.%$@#]+")  # "%M", "$HOME", "--output" are one word each
 _INTRODUCERS = frozenset("the a an which what whose its his her their".split())  # a noun phrase follows
@@ -57,6 +62,14 @@ _CONTRACTION = re.compile(r"(?i)\b(what|who|where|when|how|that|it|there|here)['
 # A pronoun inside an elliptic phrase; "that"/"this" only where no noun precedes it ("the one that ignores ...").
 _REFERRING = re.compile(r"(?i)\b(?:it|they|them)\b|(?:^|\b(?:if|when|unless|while|after|before|because|since|of|for|"
                         r"to|with|in|on|at|by|about)\s+)(?:that|this)\b")
+# "Is it possible to ...", "Does it make sense to ...", "How long does it take to ...", "Why is it that ...": an
+# "it" that stands for nothing said before.
+_DUMMY_IT = re.compile(r"(?i)\b(?:is|was|would|will|does|did|do)\s+it\s+(?:be\s+)?(?:possible|necessary|true|safe|"
+                       r"ok|okay|better|worth|useful|common|important|normal|easy|hard|difficult|wise|advisable|"
+                       r"required|recommended|needed|allowed|that|make\s+sense|take)\b|\bit\s+(?:takes?|took|"
+                       r"makes?\s+sense|is\s+(?:possible|necessary|worth|recommended|advisable))\b")
+_QUOTES = "\"'‘’“”"
+_PARTICLES = frozenset("off on up down out in away back over".split())  # "turn that off": "that" is a pronoun
 _SPELLED = {"re": " are", "ve": " have", "ll": " will", "d": " would"}
 
 UNRESOLVED = ("This looks like a follow-up question, but there is no earlier question to refer to; "
@@ -83,22 +96,39 @@ def _words(text: str) -> list[str]:
 
 
 def _wh_fragment(question: str) -> bool:
-    """A question word with at most a preposition and a noun or two, no verb: "In what units?", "Since when?",
-    "Which year?" (the rest of the question is the previous one's)."""
+    """A question word with at most a noun, a preposition before it or "how many" (no verb): "Why?", "Which
+    year?", "In what units?", "How many bytes?" (the rest of the question is the previous one's); not "Who wrote
+    zpipe.c?"."""
     words = [w.lower() for w in _words(question)]
-    words = words[1:] if words and words[0] in _PREPOSITIONS else words
-    return 0 < len(words) <= 3 and words[0] in _WH and (len(words) <= 2 or not any(
-        w in _AUXILIARIES or w in _PRONOUNS for w in words))  # "Whose will?" is one; "When was it?" a pronoun's
+    words = words[1:] if len(words) == 3 and words[0] in _PREPOSITIONS else words
+    if words[:2] in (["how", "many"], ["how", "much"]):
+        words = ["how"] + words[2:]
+    return 0 < len(words) <= 2 and words[0] in _WH
 
 
-def _relative(question: str, at: int) -> bool:
-    """Is the "that"/"this" at this offset a relative or a demonstrative inside the question ("the systems that
-    ...", "Which option changes this file?"), not a pronoun? It is one directly after a noun-like word, except
-    as the question's last word ("Which option changes that?")."""
+def _not_referring(question: str, at: int, known: frozenset[str] | None = None) -> bool:
+    """Is the pronoun at this offset one that names nothing said before: a relative "that" after a noun ("the
+    systems that ..."; not as the last word: "Which option changes that?"), a dummy "it" ("Is it possible to
+    ...?"), a quoted word ('What does "it" mean?'), or, given the previous turn's words (known), a "this"/"that"
+    before a noun the previous turn never used ("What does this manual describe?")?"""
     before, after = _words(question[:at]), _words(question[at:])
-    if not after or after[0].lower() not in ("that", "this") or not before or len(after) == 1:
-        return False
-    return before[-1].lower() not in _WH | _STOP | _CLAUSE_WORDS  # "if that is not set": a pronoun
+    word = after[0].lower() if after else ""
+    quoted = at and question[at - 1] in _QUOTES and question[at + len(after[0]):][:1] in _QUOTES if after else False
+    if quoted or any(m.start() <= at < m.end() for m in _DUMMY_IT.finditer(question)):
+        return True
+    if word not in ("that", "this", "these", "those") or len(after) == 1 or after[1].lower() in _PARTICLES:
+        return False  # "Which option changes that?", "How do I turn that off?"
+    if before and before[-1].lower() not in _WH | _STOP | _CLAUSE_WORDS:  # "if that is not set": a pronoun
+        return True
+    noun = after[1].lower()
+    return (known is not None and len(after) > 2 and noun not in _STOP and
+            not any(_same_stem(noun, k) for k in known))
+
+
+def _same_stem(word: str, other: str) -> bool:
+    """"name" and "named", "help" and "helpful": a shared beginning all but a letter as long as the shorter."""
+    shared = len(os.path.commonprefix([word, other.lower()]))
+    return shared >= max(3, min(len(word), len(other)) - 1)
 
 
 def _without_and(question: str) -> str:
@@ -106,7 +136,9 @@ def _without_and(question: str) -> str:
     any), unlike "And the kmem group?"."""
     starts = "|".join(_WH - _CLAUSE_WORDS | _AUXILIARIES)
     auxiliaries = "|".join(_AUXILIARIES)  # "And when does it end?" is a question; "And when it ends?" a clause
-    whole = re.sub(rf"(?i)^\s*(?:and|also|so)\s+(?=(?:{starts})\b|when\s+(?:{auxiliaries})\b)", "", question)
+    prepositions = "|".join(_PREPOSITIONS)  # "And in which year did ...?"
+    whole = re.sub(rf"(?i)^\s*(?:and|also|so)\s+(?=(?:(?:{prepositions})\s+)?(?:{starts})\b|"
+                   rf"when\s+(?:{auxiliaries})\b)", "", question)
     return whole[:1].upper() + whole[1:]
 
 
@@ -115,7 +147,7 @@ def is_follow_up(question: str) -> bool:
     question = _without_and(spell_out(question))
     if _ELLIPSIS.match(question) or _wh_fragment(question) or _ONE.search(question):
         return True
-    return any(not _relative(question, match.start()) for match in _PRONOUN.finditer(question))
+    return any(not _not_referring(question, match.start()) for match in _PRONOUN.finditer(question))
 
 
 def topic_phrases(question: str) -> list[str]:
@@ -132,7 +164,7 @@ def topic_phrases(question: str) -> list[str]:
     ranked = []
     for i, j in runs:
         before = words[i - 1].lower() if i else ""
-        noun_like = before in _INTRODUCERS or (i > 0 and words[i][0].isupper())
+        noun_like = before in _INTRODUCERS or (i > 0 and words[i][0].isupper() and words[i] != "I")
         if noun_like and j - i > 1 and words[j - 1].lower().endswith("ed"):  # "was its version 1.4 released"
             j -= 1
         phrase = " ".join(words[i:j])
@@ -147,24 +179,25 @@ def noun_phrases(question: str) -> list[str]:
     for phrase in topic_phrases(question):
         first = phrase.removeprefix("the ").split()[0]
         i = words.index(first)
-        if i and (words[i - 1].lower() in _INTRODUCERS or first[0].isupper()):
+        if i and (words[i - 1].lower() in _INTRODUCERS or (first[0].isupper() and first != "I")):
             out.append(phrase)
     names = _IDENTIFIER.findall(question) + _OPTION.findall(question)
     return out + [name for name in names if name not in out]
 
 
-def _replace_pronoun(question: str, referent: str) -> list[str]:
+def _replace_pronoun(question: str, referent: str, known: frozenset[str] | None = None) -> list[str]:
     """The question with its first referring pronoun (or "that NOUN") replaced by the referent; a possessive
     also as "the NOUN of referent" ("What is its rvalue argument?" -> "What is the rvalue argument of ffi_call?")."""
     rewrites = []
     for match in _PRONOUN.finditer(question):
         pronoun = match.group(1).lower()
-        if _relative(question, match.start(1)):  # "systems that do not have it": "it" is the one to replace
+        if _not_referring(question, match.start(1), known):  # "systems that do not have it": "it" is the one
             continue
         suffix = _PRONOUNS[pronoun]
         start, end = match.start(1), match.end(1)
         rewrites.append(question[:start] + referent + suffix + question[end:])
-        if pronoun in ("that", "this", "these", "those") and match.group(2):  # "that name" -> the referent
+        if pronoun in ("that", "this", "these", "those") and match.group(2) and \
+                match.group(2).strip().lower() not in _STOP | _PARTICLES:  # "that name" -> the referent
             rewrites.append(question[:start] + referent + question[match.end(2):])
         owned = re.match(r"(?:\s+(?!(?:" + "|".join(_STOP) + r")\b)[\w\-]+)+", question[end:], re.IGNORECASE)
         owned = owned and re.sub(r"(?<=\w)\s+\w+ed$", "", owned.group(0))  # "its value used" owns "value"
@@ -223,9 +256,14 @@ def _put_in_place(question: str, phrase: str) -> list[str]:
 
         same = [j for j, word in enumerate(words) if _shape(word) == _shape(own[shaped[-1]])]
         aligned = [(start(j), j) for j in same] or aligned
-    # 'And the "grind" part?' after 'How do you pronounce the "Val" in Valgrind?': quoted term for quoted term.
+    # 'And the "grind" part?' after 'How do you pronounce the "Val" in Valgrind?': quoted term for quoted term;
+    # "And for an internal error?" after "... return for a corrupt file?": the phrase after the same preposition.
     quoted = _QUOTED.search(question)
     first = [question[:quoted.start()] + phrase + question[quoted.end():]] if quoted and _QUOTED.search(phrase) else []
+    same = [m for m in re.finditer(rf"(?i)(?<=\s){re.escape(own[0])}\s", question)] if own and \
+        own[0].lower() in _PREPOSITIONS and not shaped else []
+    if same:
+        return first + [question[:same[-1].start()] + phrase + "?"]
     # Otherwise a noun phrase of the question is the likelier place ("the header" for "its trailer"), then the rest.
     nouns = [" ".join(_words(p.removeprefix("the "))) for p in noun_phrases(question)]
     by_noun = lambda span: (nouns.index(" ".join(words[span[0]:span[1] + 1]))  # noqa: E731
@@ -255,6 +293,7 @@ def _shape(word: str) -> str:
 def candidates(question: str, previous_question: str, previous_answer: str) -> list[str]:
     """Rewrites of a follow-up against the previous turn, most specific first, without repeats."""
     previous_answer = " ".join(previous_answer.split())
+    previous_question = spell_out(previous_question)
     short_answer = previous_answer and len(previous_answer.split()) <= 8
     # A quantity or a time ("How many bytes...?" "four") is not what "it" or "that version" stands for.
     entity = short_answer and not NUMERIC_QUESTION.search(previous_question)
@@ -264,6 +303,10 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
              if n != previous_answer] if entity else []
     referents = ([previous_answer] if entity else []) + names + (noun_phrases(previous_question) or
                                                                  topic_phrases(previous_question))
+    # "he", "she": a name (capitalised), when the previous turn has one.
+    if re.search(r"(?i)\b(?:he|she|him|his|her)\b", question):
+        referents = [r for r in referents if r[:1].isupper()] or referents
+    known = frozenset(w.lower() for w in _words(previous_question + " " + previous_answer))
     found: list[str] = []
     question = _without_and(spell_out(question))
     ellipsis = _ELLIPSIS.match(question)
@@ -274,7 +317,7 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
         if referents and _REFERRING.search(ellipsis.group("rest")):
             placed = [rewrite for place in placed[:2] for rewrite in _replace_pronoun(place, referents[0])[:1]]
         found += placed
-    if _wh_fragment(question):  # "Why?" "In what units?": the rest of the previous question
+    if _wh_fragment(question) and not ellipsis:  # "Why?" "In what units?": the rest of the previous question
         words, previous = _words(question), _words(previous_question)
         wh = next((i for i, w in enumerate(previous) if w.lower() in _WH), -1)
         if wh >= 0 and wh + 1 < len(previous) and previous[wh].lower() == "how":  # "how many", "how long"
@@ -282,11 +325,13 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
         body = previous[wh + 1:] if wh >= 0 else previous
         found.append(f"{' '.join(words)} {' '.join(body)}?")
     for referent in referents if not found else []:  # an elliptic phrase's own "its" reads as "the"
-        found += _replace_pronoun(question, referent)
+        found += _replace_pronoun(question, referent, known)
     one = _ONE.search(question)
     for phrase in noun_phrases(previous_question)[:2] if one and not ellipsis else []:
         found.append(question[:one.start(1)] + re.sub(r"^(?:the|a|an)\s+", "", phrase) + question[one.end(1):])
-    if not found:
+    refers = ellipsis or _wh_fragment(question) or one or any(
+        not _not_referring(question, m.start(), known) for m in _PRONOUN.finditer(question))
+    if not found and refers:
         found.append(f"{question} ({previous_question} {previous_answer})".strip())
     unique = []
     for rewrite in found:
@@ -350,12 +395,26 @@ def outside_list(question: str, previous_answer: str):
     return unlisted
 
 
+def _checked_history(history) -> list[tuple[str, str]]:
+    from qa.answer import QuestionError
+
+    if not isinstance(history, (list, tuple)) or not all(
+            isinstance(turn, (list, tuple)) and len(turn) == 2 and all(isinstance(part, str) for part in turn)
+            for turn in history):
+        raise QuestionError("The history must be a list of (question, answer) pairs of text.")
+    return [(question, answer) for question, answer in history]
+
+
 def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
     """Answer `question` given the earlier turns [(question, answer text), ...], oldest first."""
+    from qa.answer import Answer
+
+    question, history = bot._check(question), _checked_history(history)
     if not is_follow_up(question):
         return bot.ask(question)
     if not history:
-        answer = bot.ask(question)
+        # A bare "Why?" names nothing at all; "What does it return?" may still have one answer in the documents.
+        answer = bot.ask(question) if not _wh_fragment(question) else Answer(question, "", 0.0, False)
         if not answer.found:
             answer.message = UNRESOLVED
         return answer
@@ -363,7 +422,10 @@ def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
     # The question as asked is the fall-back when no rewrite finds an answer: a "follow-up" may be complete on
     # its own ("Which countries does it include?" when the documents name one list of countries), but read alone
     # a pronoun matches whatever the passages say ("Which country is he the president of?" -> any country).
-    rewrites = candidates(bot._check(question), previous_question, previous_answer)
+    limit = bot.config.max_question_chars  # a rewrite may be longer than the question the user typed
+    rewrites = [r for r in candidates(question, previous_question, previous_answer) if len(r) <= limit]
+    if not rewrites:  # nothing in it refers back after all ("What does this manual describe?")
+        return bot.ask(question)
     repeats, unlisted = already_said(history), outside_list(question, previous_answer)
     not_answer = repeats if unlisted is None else (lambda q, span: repeats(q, span) or unlisted(q, span))
     context = f" {previous_question} {previous_answer}"

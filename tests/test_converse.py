@@ -128,6 +128,45 @@ def test_an_elliptic_name_takes_the_place_of_a_name_of_its_kind():
         'How do you pronounce the "grind" part in Valgrind?'
 
 
+def test_pronouns_that_name_nothing_said_before_leave_the_question_as_it_is():
+    previous = ("What does the -s flag do in bzip2?", "Reduce memory usage")
+    for question in ["Is it possible to decompress a file from standard input?",
+                     "How many bytes does it take to decompress a block?", 'What does "it" mean in ps?',
+                     "What does this manual describe?", "What is the one thing bzip2 cannot recover?",
+                     "And in which year did the project move?"]:
+        assert candidates(question, *previous) == [], question
+    assert not is_follow_up("Who wrote zpipe.c?") and is_follow_up("How many bytes?")
+    # ... while a demonstrative before a word of the previous turn, an adjective or a particle still refers back.
+    assert "Why was Heimdall not used?" in candidates("Why was that name not used?",
+                                                      "What was the project originally named?", "Heimdall")
+    assert candidates("Why is that helpful?", "Which library does the interface not need?", "stdio.h")[0] == \
+        "Why is stdio.h helpful?"
+    rewrites = candidates("How do I turn that off with GCC 3.2.2?", "What do STL implementations use?", "pools")
+    assert rewrites[0] == "How do I turn pools off with GCC 3.2.2?" and all(" off " in r for r in rewrites)
+    assert candidates("When did he start?", "Who wrote the new ps program?", "Albert Cahalan") == \
+        ["When did Albert Cahalan start?"]
+    assert candidates("What about -k?", *previous) == ["What does the -k flag do in bzip2?"]
+    assert candidates("And for an internal error?", "Which status does bzip2 return for a corrupt file?", "2") == \
+        ["Which status does bzip2 return for an internal error?"]
+
+
+def test_a_conversation_checks_its_input_and_a_bare_first_follow_up_says_it_refers_to_nothing(shipped_bot):
+    from qa.answer import QuestionError
+
+    for question, history in [(None, []), (b"What is it?", []), ("Why?", [(None, None)]), ("Why?", ["abc"]),
+                              ("Why?", "abc")]:
+        with pytest.raises(QuestionError):
+            shipped_bot.ask(question, history=history)
+    # Under the limit as typed, though a rewrite with the previous question would pass it.
+    question = "What did he chair " + "really " * 138 + "?"
+    assert len(question) < shipped_bot.config.max_question_chars
+    shipped_bot.ask(question, history=[("Who chaired the session at length " + "x " * 100 + "?", "Rahmon " * 5)])
+    answer = shipped_bot.conversation().ask("Why?")
+    assert not answer.found and answer.message == UNRESOLVED
+    full = "Is it possible that the Taliban embarked on an offensive?"
+    assert shipped_bot.ask(full, history=[("Who chaired the session?", "Emomali Rahmon")]).question == full
+
+
 def test_a_follow_up_answer_is_something_new_or_one_of_the_listed_things():
     repeats = already_said([("What did the Taliban embark on after the troop pullout began?", "an offensive")])
     assert repeats("Against whom was the offensive directed?", "the Taliban")

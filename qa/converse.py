@@ -69,6 +69,7 @@ _DUMMY_IT = re.compile(r"(?i)\b(?:is|was|would|will|does|did|do)\s+it\s+(?:be\s+
                        r"required|recommended|needed|allowed|that|make\s+sense|take)\b|\bit\s+(?:takes?|took|"
                        r"makes?\s+sense|is\s+(?:possible|necessary|worth|recommended|advisable))\b")
 _QUOTES = "\"'‘’“”"
+_DETERMINERS = frozenset("a an the this that these those its his her their some any every each".split())
 _PARTICLES = frozenset("off on up down out in away back over".split())  # "turn that off": "that" is a pronoun
 _SPELLED = {"re": " are", "ve": " have", "ll": " will", "d": " would"}
 
@@ -165,7 +166,12 @@ def topic_phrases(question: str) -> list[str]:
     for i, j in runs:
         before = words[i - 1].lower() if i else ""
         noun_like = before in _INTRODUCERS or (i > 0 and words[i][0].isupper() and words[i] != "I")
-        if noun_like and j - i > 1 and words[j - 1].lower().endswith("ed"):  # "was its version 1.4 released"
+        after = words[j].lower() if j < len(words) else ""
+        # The main verb closes a run after "does"/"can" ("does man-db use ...") or before an object's article
+        # ("Which flag selects a ..."), and a participle one after "was its" ("was its version 1.4 released").
+        if j - i > 1 and (before in _AUXILIARIES - {"is", "are", "was", "were", "be", "been", "has", "have", "had"}
+                          or (before in _WH | {"which", "what"} and after in _DETERMINERS)
+                          or (noun_like and words[j - 1].lower().endswith("ed"))):
             j -= 1
         phrase = " ".join(words[i:j])
         ranked.append((not noun_like, ("the " if before == "the" else "") + phrase))

@@ -9,7 +9,7 @@ import pytest
 
 from qa.config import PROJECT_ROOT
 from qa.converse import (UNRESOLVED, already_said, candidates, is_follow_up, noun_phrases, outside_list,
-                         spell_out)
+                         spell_out, topic_phrases)
 from qa.evaluate import f1_score
 
 CONVERSATIONS = PROJECT_ROOT / "tests" / "data" / "conversations.jsonl"
@@ -34,6 +34,8 @@ def test_rewrites_put_the_previous_answer_or_phrase_in_place():
     assert "Why is ssh-agent setgid to _ssh?" not in candidates("Why?", "What is ssh-agent setgid to?", "_ssh")
     assert candidates("Why?", "What is ssh-agent setgid to?", "_ssh")[0].startswith("Why is ssh-agent setgid")
     assert noun_phrases("Who chaired the session?") == ["the session"]  # a verb is no referent
+    assert topic_phrases("What does man-db use for translations?")[0] == "man-db"
+    assert topic_phrases("Which flag selects a 900k block size?")[0] == "flag"
 
 
 def test_history_answers_seed_follow_ups_better_than_without(shipped_bot):

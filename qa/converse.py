@@ -31,7 +31,8 @@ _STOP = frozenset(
     "a an the of and or to in on at by for from with into about as is was are were be been being do does did has "
     "have had what who whom whose when where which why how can could will would should may might must this that "
     "these those it its they them their he him his she her there then also some any many much more most other "
-    "such than not no only own same so too very just all each both few one ones anyone".split()
+    "such than not no only own same so too very just all each both few one ones anyone i me my you your we us our"
+    .split()
 )
 _WH = frozenset("what who whom whose when where which why how".split())
 # Pronouns that stand for something said before; "him"/"he" for people, "it"/"they" for anything.
@@ -66,9 +67,10 @@ _REFERRING = re.compile(r"(?i)\b(?:it|they|them)\b|(?:^|\b(?:if|when|unless|whil
 # "it" that stands for nothing said before.
 _DUMMY_IT = re.compile(r"(?i)\b(?:is|was|would|will|does|did|do)\s+it\s+(?:be\s+)?(?:possible|necessary|true|safe|"
                        r"ok|okay|better|worth|useful|common|important|normal|easy|hard|difficult|wise|advisable|"
-                       r"required|recommended|needed|allowed|that|make\s+sense|take)\b|\bit\s+(?:takes?|took|"
+                       r"required|recommended|needed|allowed|that|make\s+sense|take|matter)\b|\bit\s+(?:takes?|took|"
                        r"makes?\s+sense|is\s+(?:possible|necessary|worth|recommended|advisable))\b")
 _QUOTES = "\"'‘’“”"
+_NOT_A_THING = re.compile(r"(?i)^\W*(?:where|how|why)\b|\b(?:which|what)\s+(?:version|release|year)\b")
 _DETERMINERS = frozenset("a an the this that these those its his her their some any every each".split())
 _PARTICLES = frozenset("off on up down out in away back over".split())  # "turn that off": "that" is a pronoun
 _SPELLED = {"re": " are", "ve": " have", "ll": " will", "d": " would"}
@@ -89,7 +91,9 @@ def spell_out(question: str) -> str:
         if stem:
             return f"{stem} not"
         return _SPELLED[suffix.lower()]
-    return _CONTRACTION.sub(spelled, question)
+    question = _CONTRACTION.sub(spelled, question)
+    # "Is not it deprecated?" reads as "Is it not deprecated?"
+    return re.sub(r"(?i)^(\s*\w+) not (it|he|she|they|this|that|there|you|I|we)\b", r"\1 \2 not", question)
 
 
 def _words(text: str) -> list[str]:
@@ -98,13 +102,16 @@ def _words(text: str) -> list[str]:
 
 def _wh_fragment(question: str) -> bool:
     """A question word with at most a noun, a preposition before it or "how many" (no verb): "Why?", "Which
-    year?", "In what units?", "How many bytes?" (the rest of the question is the previous one's); not "Who wrote
-    zpipe.c?"."""
+    year?", "In what units?", "As of which version?", "How many bytes?", "Which compiler version?" (the rest of
+    the question is the previous one's); not "Who wrote zpipe.c?"."""
     words = [w.lower() for w in _words(question)]
+    words = words[2:] if words[:2] in (["as", "of"], ["up", "to"], ["prior", "to"]) else words  # "As of which?"
     words = words[1:] if len(words) == 3 and words[0] in _PREPOSITIONS else words
     if words[:2] in (["how", "many"], ["how", "much"]):
         words = ["how"] + words[2:]
-    return 0 < len(words) <= 2 and words[0] in _WH
+    # "Which compiler version?": after "which"/"what", two words are a noun phrase, not a verb and its object.
+    return 0 < len(words) <= (3 if words[0] in ("which", "what", "whose") and not any(
+        w in _AUXILIARIES | _STOP - _WH for w in words) else 2) and words[0] in _WH
 
 
 def _not_referring(question: str, at: int, known: frozenset[str] | None = None) -> bool:
@@ -117,8 +124,8 @@ def _not_referring(question: str, at: int, known: frozenset[str] | None = None) 
     quoted = at and question[at - 1] in _QUOTES and question[at + len(after[0]):][:1] in _QUOTES if after else False
     if quoted or any(m.start() <= at < m.end() for m in _DUMMY_IT.finditer(question)):
         return True
-    if word not in ("that", "this", "these", "those") or len(after) == 1 or after[1].lower() in _PARTICLES:
-        return False  # "Which option changes that?", "How do I turn that off?"
+    if word not in ("that", "this", "these", "those") or len(after) == 1 or after[1].lower() in _PARTICLES | {"one"}:
+        return False  # "Which option changes that?", "How do I turn that off?", "Who invented that one?"
     if before and before[-1].lower() not in _WH | _STOP | _CLAUSE_WORDS:  # "if that is not set": a pronoun
         return True
     noun = after[1].lower()
@@ -202,9 +209,11 @@ def _replace_pronoun(question: str, referent: str, known: frozenset[str] | None 
         suffix = _PRONOUNS[pronoun]
         start, end = match.start(1), match.end(1)
         rewrites.append(question[:start] + referent + suffix + question[end:])
-        if pronoun in ("that", "this", "these", "those") and match.group(2) and \
-                match.group(2).strip().lower() not in _STOP | _PARTICLES:  # "that name" -> the referent
-            rewrites.append(question[:start] + referent + question[match.end(2):])
+        following = (match.group(2) or "").strip().lower()
+        if pronoun in ("that", "this", "these", "those") and following == "one":  # "that one" -> the referent
+            rewrites[-1] = question[:start] + referent + question[match.end(2):]
+        elif pronoun in ("that", "this", "these", "those") and following and following not in _STOP | _PARTICLES:
+            rewrites.append(question[:start] + referent + question[match.end(2):])  # "that name" -> the referent
         owned = re.match(r"(?:\s+(?!(?:" + "|".join(_STOP) + r")\b)[\w\-]+)+", question[end:], re.IGNORECASE)
         owned = owned and re.sub(r"(?<=\w)\s+\w+ed$", "", owned.group(0))  # "its value used" owns "value"
         if suffix and owned:
@@ -270,14 +279,21 @@ def _put_in_place(question: str, phrase: str) -> list[str]:
         own[0].lower() in _PREPOSITIONS and not shaped else []
     if same:
         return first + [question[:same[-1].start()] + phrase + "?"]
+    if own and own[0].lower() in _PREPOSITIONS and not shaped:  # "And with systemd?": added at the end
+        return first + [question.rstrip().rstrip("?") + " " + phrase + "?"]
     # Otherwise a noun phrase of the question is the likelier place ("the header" for "its trailer"), then the rest.
     nouns = [" ".join(_words(p.removeprefix("the "))) for p in noun_phrases(question)]
-    by_noun = lambda span: (nouns.index(" ".join(words[span[0]:span[1] + 1]))  # noqa: E731
+    # ... as long as the phrase first ("And lz4?" after "What is the compression ratio of zstd?": zstd).
+    size = len([w for w in own if w.lower() not in _STOP])
+    by_noun = lambda span: (span[1] - span[0] + 1 != size,  # noqa: E731
+                            nouns.index(" ".join(words[span[0]:span[1] + 1]))
                             if " ".join(words[span[0]:span[1] + 1]) in nouns else len(nouns), -span[0])
     rewrites = first
     for i, j in aligned or sorted(spans, key=by_noun):
         tail = r"\s+".join(re.escape(w) for w in words[i:j + 1])
         article = r"(?:\b(?:a|an|the)\s+)?" if re.match(r"(?i)(a|an|the)\s", phrase) else ""
+        if i and words[i - 1].lower() in ("which", "what"):  # "Which other branch ...", not "Which the other ..."
+            phrase = re.sub(r"(?i)^(?:a|an|the)\s+", "", phrase)
         tail += r"(?:\(\))?" if phrase.endswith("()") else ""  # "deflateInit()" goes whole
         rewrites.append(re.sub(article + r"(?<![\w%$@#-])" + tail + r"(?![\w-])", lambda _: phrase, question,
                                count=1))
@@ -301,8 +317,10 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     previous_answer = " ".join(previous_answer.split())
     previous_question = spell_out(previous_question)
     short_answer = previous_answer and len(previous_answer.split()) <= 8
-    # A quantity or a time ("How many bytes...?" "four") is not what "it" or "that version" stands for.
-    entity = short_answer and not NUMERIC_QUESTION.search(previous_question)
+    # A quantity, a time, a version, a place, a manner or a reason ("four", "2.1.x", "within build/meson") is
+    # not what "it" or "that version" stands for.
+    entity = short_answer and not NUMERIC_QUESTION.search(previous_question) and not _NOT_A_THING.search(
+        previous_question) and not re.match(rf"(?i)(?:{'|'.join(_PREPOSITIONS)})\b|\d", previous_answer)
     # An answer around a name in code ("void ffi_call") also stands for that name alone; a question without a
     # noun phrase ("What is xsltproc?") is about its content words.
     names = [n for n in _IDENTIFIER.findall(previous_answer) + _OPTION.findall(previous_answer)
@@ -317,7 +335,11 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     question = _without_and(spell_out(question))
     ellipsis = _ELLIPSIS.match(question)
     if ellipsis:
-        placed = _put_in_place(previous_question, ellipsis.group("rest"))
+        rest, one = ellipsis.group("rest"), _ONE.search(ellipsis.group("rest"))
+        things = noun_phrases(previous_question) or topic_phrases(previous_question)
+        if one and things:  # "And the other one?" after "Which branch ...?": the other branch
+            rest = rest[:one.start(1)] + _words(things[0])[-1] + rest[one.end(1):]
+        placed = _put_in_place(previous_question, rest)
         # A pronoun in the new phrase ("And if that is not set?") names what the previous turn was about: its
         # answer, or else its first noun phrase.
         if referents and _REFERRING.search(ellipsis.group("rest")):
@@ -328,12 +350,21 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
         wh = next((i for i, w in enumerate(previous) if w.lower() in _WH), -1)
         if wh >= 0 and wh + 1 < len(previous) and previous[wh].lower() == "how":  # "how many", "how long"
             wh += previous[wh + 1].lower() in ("many", "much", "long", "often", "far", "big", "large", "old")
-        body = previous[wh + 1:] if wh >= 0 else previous
+        # "Which compiler version?" after "Which CPU was used ...?" takes the place of "Which CPU".
+        if len(words) > 1 and words[0].lower() in ("which", "what", "whose") and wh >= 0 and \
+                previous[wh].lower() in ("which", "what", "whose"):
+            ends = [k for k in range(wh + 2, min(wh + 4, len(previous))) if previous[k].lower() in _STOP]
+            end = ends[0] if ends and all(w.lower() not in _STOP for w in previous[wh + 1:ends[0]]) else wh + 1
+            # "Which CPU was used": the noun ends before "was"; "What release added the hack": before "added".
+            end -= previous[end].lower() in _DETERMINERS if end > wh + 1 else 0
+            del previous[wh + 1:end]
+        body = previous[wh + 1:] if wh >= 0 else [previous[0].lower()] + previous[1:]  # "In which version is ..."
         found.append(f"{' '.join(words)} {' '.join(body)}?")
     for referent in referents if not found else []:  # an elliptic phrase's own "its" reads as "the"
         found += _replace_pronoun(question, referent, known)
     one = _ONE.search(question)
-    for phrase in noun_phrases(previous_question)[:2] if one and not ellipsis else []:
+    for phrase in (noun_phrases(previous_question) or topic_phrases(previous_question))[:2] if one and not ellipsis \
+            else []:
         found.append(question[:one.start(1)] + re.sub(r"^(?:the|a|an)\s+", "", phrase) + question[one.end(1):])
     refers = ellipsis or _wh_fragment(question) or one or any(
         not _not_referring(question, m.start(), known) for m in _PRONOUN.finditer(question))
@@ -424,7 +455,9 @@ def ask_with_history(bot, question: str, history: list[tuple[str, str]]):
         if not answer.found:
             answer.message = UNRESOLVED
         return answer
-    previous_question, previous_answer = history[-1]
+    # The last turn that found an answer: after "Why?" found nothing, "And ForwardX11Trusted?" still leans on the
+    # question before it.
+    previous_question, previous_answer = next(((q, a) for q, a in reversed(history) if a.strip()), history[-1])
     # The question as asked is the fall-back when no rewrite finds an answer: a "follow-up" may be complete on
     # its own ("Which countries does it include?" when the documents name one list of countries), but read alone
     # a pronoun matches whatever the passages say ("Which country is he the president of?" -> any country).

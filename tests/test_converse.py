@@ -152,6 +152,33 @@ def test_pronouns_that_name_nothing_said_before_leave_the_question_as_it_is():
         ["Which status does bzip2 return for an internal error?"]
 
 
+def test_fragments_one_and_answers_that_are_no_thing_read_against_the_previous_turn():
+    assert is_follow_up("As of which version?") and is_follow_up("Which compiler version?")
+    assert candidates("In which version?", "Is prohibit-password the upstream default?", "yes") == \
+        ["In which version is prohibit-password the upstream default?"]
+    assert candidates("Which compiler version?", "Which CPU was used for the server?", "i7") == \
+        ["Which compiler version was used for the server?"]
+    assert candidates("And with systemd?", "Do the agents terminate automatically?", "no") == \
+        ["Do the agents terminate automatically with systemd?"]
+    assert candidates("Which version invented that one?", "Which option makes ssh trust X?", "ForwardX11Trusted")[0] \
+        == "Which version invented ForwardX11Trusted?"
+    assert candidates("And the other one?", "Which branch are contributions merged into?", "the dev branch") == \
+        ["Which other branch are contributions merged into?"]
+    assert candidates("And lz4?", "What is the compression ratio of zstd?", "2.887")[0] == \
+        "What is the compression ratio of lz4?"
+    # A place or a version is not what "it" stands for; "Isn't it" reads as "Is it not".
+    assert candidates("Isn't it deprecated?", "Where should the Protocol option be removed from?", "/etc/ssh") == \
+        ["Is the Protocol option not deprecated?"]
+    assert not any("2.1.x" in r for r in candidates("Do they stop?", "Since which version do agents start?", "2.1.x"))
+    assert candidates("Does it matter which build system I use?", "How do I start the agent?", "gpgconf") == []
+
+
+def test_a_follow_up_after_a_turn_that_found_nothing_leans_on_the_turn_before(shipped_bot):
+    history = [("Who chaired the session?", "President Emomali Rahmon of Tajikistan"), ("Why?", "")]
+    answer = shipped_bot.ask("Which country is he the president of?", history=history)
+    assert answer.found and "Tajik" in answer.text and "Rahmon" in answer.question
+
+
 def test_a_conversation_checks_its_input_and_a_bare_first_follow_up_says_it_refers_to_nothing(shipped_bot):
     from qa.answer import QuestionError
 

@@ -351,7 +351,8 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
         if wh >= 0 and wh + 1 < len(previous) and previous[wh].lower() == "how":  # "how many", "how long"
             wh += previous[wh + 1].lower() in ("many", "much", "long", "often", "far", "big", "large", "old")
         # "Which compiler version?" after "Which CPU was used ...?" takes the place of "Which CPU".
-        if len(words) > 1 and words[0].lower() in ("which", "what", "whose") and wh >= 0 and \
+        asked = [w.lower() for w in words if w.lower() not in _PREPOSITIONS and w.lower() != "as"]
+        if len(asked) > 1 and asked[0] in ("which", "what", "whose") and wh >= 0 and \
                 previous[wh].lower() in ("which", "what", "whose"):
             ends = [k for k in range(wh + 2, min(wh + 4, len(previous))) if previous[k].lower() in _STOP]
             end = ends[0] if ends and all(w.lower() not in _STOP for w in previous[wh + 1:ends[0]]) else wh + 1

@@ -1,7 +1,7 @@
 """Follow-up questions with and without the conversation history, on two sets of conversations:
 
   first: tests/data/conversations.jsonl over one index of the seed article and base-passwd's users-and-groups.html
-         (the set qa/converse.py was developed on);
+         (the set qa/rewrite.py was developed on);
   zlib:  tests/data/conversations_zlib.jsonl over zlib's zlib_how.html alone (written after that work, to check
          that it carries over to a document it was not developed on);
   heldout: tests/data/conversations_heldout.jsonl over xsltproc's manual page and a page of the libffi manual,

@@ -66,6 +66,8 @@ _QUOTES = "\"'‘’“”"
 _NOT_A_THING = re.compile(r"(?i)^\W*(?:where|how|why)\b|\b(?:which|what)\s+(?:version|release|year)\b")
 _DETERMINERS = frozenset("a an the this that these those its his her their some any every each".split())
 _PARTICLES = frozenset("off on up down out in away back over".split())  # "turn that off": "that" is a pronoun
+# Markdown around a quoted answer: "[RFC8878](https://...)" is RFC8878, "`build/meson`" is build/meson.
+_MARKUP = re.compile(r"\[([^\]]*)\]\([^)]*\)?|[`*]+")
 _SPELLED = {"re": " are", "ve": " have", "ll": " will", "d": " would"}
 
 def spell_out(question: str) -> str:
@@ -302,7 +304,7 @@ def _shape(word: str) -> str:
 
 def candidates(question: str, previous_question: str, previous_answer: str) -> list[str]:
     """Rewrites of a follow-up against the previous turn, most specific first, without repeats."""
-    previous_answer = " ".join(previous_answer.split())
+    previous_answer = " ".join(_MARKUP.sub(lambda m: m.group(1) or "", previous_answer).split())
     previous_question = spell_out(previous_question)
     short_answer = previous_answer and len(previous_answer.split()) <= 8
     # A quantity, a time, a version, a place, a manner or a reason ("four", "2.1.x", "within build/meson") is
@@ -315,9 +317,11 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
              if n != previous_answer] if entity else []
     referents = ([previous_answer] if entity else []) + names + (noun_phrases(previous_question) or
                                                                  topic_phrases(previous_question))
-    # "he", "she": a name (capitalised), when the previous turn has one.
+    # "he", "she": a name (capitalised), when the previous turn has one; "they": a plural or a list.
     if re.search(r"(?i)\b(?:he|she|him|his|her)\b", question):
         referents = [r for r in referents if r[:1].isupper()] or referents
+    elif re.search(r"(?i)\b(?:they|them|their)\b", question):
+        referents = [r for r in referents if re.search(r"s\b|,| and ", r)] or referents
     known = frozenset(w.lower() for w in _words(previous_question + " " + previous_answer))
     found: list[str] = []
     question = _without_and(spell_out(question))

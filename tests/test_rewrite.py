@@ -135,3 +135,11 @@ def test_fragments_one_and_answers_that_are_no_thing_read_against_the_previous_t
         ["Is the Protocol option not deprecated?"]
     assert not any("2.1.x" in r for r in candidates("Do they stop?", "Since which version do agents start?", "2.1.x"))
     assert candidates("Does it matter which build system I use?", "How do I start the agent?", "gpgconf") == []
+
+
+def test_markdown_around_an_answer_and_plural_pronouns():
+    assert candidates("Under which licence is it released?", "Which RFC documents the format?",
+                      "[RFC8878](https://datatracker.ietf.org/doc/html/rfc8878")[0] == \
+        "Under which licence is RFC8878 released?"
+    assert candidates("What are they used for?", "Which variables does the script read?",
+                      "`$ZSTD_BIN` and `$DATAGEN_BIN`") == ["What are $ZSTD_BIN and $DATAGEN_BIN used for?"]

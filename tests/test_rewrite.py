@@ -142,4 +142,4 @@ def test_markdown_around_an_answer_and_plural_pronouns():
                       "[RFC8878](https://datatracker.ietf.org/doc/html/rfc8878")[0] == \
         "Under which licence is RFC8878 released?"
     assert candidates("What are they used for?", "Which variables does the script read?",
-                      "`$ZSTD_BIN` and `$DATAGEN_BIN`") == ["What are $ZSTD_BIN and $DATAGEN_BIN used for?"]
+                      "`$ZSTD_BIN` and `$DATAGEN_BIN`")[0] == "What are $ZSTD_BIN and $DATAGEN_BIN used for?"

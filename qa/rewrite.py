@@ -140,10 +140,16 @@ def _without_and(question: str) -> str:
     return whole[:1].upper() + whole[1:]
 
 
+def _one(question: str) -> re.Match | None:
+    """"an invalid one" in a question; not "the one that removed VMS support" (a clause says which one)."""
+    one = _ONE.search(question)
+    return one if one and not re.match(r"\s+(?:that|which|who)\b", question[one.end(1):]) else None
+
+
 def is_follow_up(question: str) -> bool:
     """Does the question refer back (a pronoun, "And X?", or a bare question word)?"""
     question = _without_and(spell_out(question))
-    if _ELLIPSIS.match(question) or is_bare_question(question) or _ONE.search(question):
+    if _ELLIPSIS.match(question) or is_bare_question(question) or _one(question):
         return True
     return any(not _not_referring(question, match.start()) for match in _PRONOUN.finditer(question))
 
@@ -332,6 +338,12 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
         if one and things:  # "And the other one?" after "Which branch ...?": the other branch
             rest = rest[:one.start(1)] + _words(things[0])[-1] + rest[one.end(1):]
         placed = _put_in_place(previous_question, rest)
+        # "And the one that ignores the defaults?" after "Which option skips the DTD?": which option ignores ...
+        clause = re.match(r"(?i)(?:the|a|an)\s+(?:\w+\s+)?one\s+(?:that|which|who)\s+(.+)", ellipsis.group("rest"))
+        previous = _words(previous_question)
+        if clause and len(previous) > 2 and previous[0].lower() in ("which", "what"):
+            placed = [" ".join(previous[:k]) + f" {clause.group(1)}?" for k in (2, 3)
+                      if previous[k - 1].lower() not in FUNCTION_WORDS]
         # A pronoun in the new phrase ("And if that is not set?") names what the previous turn was about: its
         # answer, or else its first noun phrase.
         if referents and _REFERRING.search(ellipsis.group("rest")):
@@ -355,7 +367,7 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
         found.append(f"{' '.join(words)} {' '.join(body)}?")
     for referent in referents if not found else []:  # an elliptic phrase's own "its" reads as "the"
         found += _replace_pronoun(question, referent, known)
-    one = _ONE.search(question)
+    one = _one(question)
     for phrase in (noun_phrases(previous_question) or topic_phrases(previous_question))[:2] if one and not ellipsis \
             else []:
         found.append(question[:one.start(1)] + re.sub(r"^(?:the|a|an)\s+", "", phrase) + question[one.end(1):])

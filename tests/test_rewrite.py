@@ -99,6 +99,7 @@ def test_pronouns_that_name_nothing_said_before_leave_the_question_as_it_is():
     for question in ["Is it possible to decompress a file from standard input?",
                      "How many bytes does it take to decompress a block?", 'What does "it" mean in ps?',
                      "What does this manual describe?", "What is the one thing bzip2 cannot recover?",
+                     "Which release was the one that removed support for VMS?",
                      "And in which year did the project move?"]:
         assert candidates(question, *previous) == [], question
     assert not is_follow_up("Who wrote zpipe.c?") and is_follow_up("How many bytes?")
@@ -128,6 +129,8 @@ def test_fragments_one_and_answers_that_are_no_thing_read_against_the_previous_t
         == "Which version invented ForwardX11Trusted?"
     assert candidates("And the other one?", "Which branch are contributions merged into?", "the dev branch") == \
         ["Which other branch are contributions merged into?"]
+    assert "Which option ignores the defaults?" in candidates("And the one that ignores the defaults?",
+                                                              "Which option skips the DTD?", "--novalid")
     assert candidates("And lz4?", "What is the compression ratio of zstd?", "2.887")[0] == \
         "What is the compression ratio of lz4?"
     # A place or a version is not what "it" stands for; "Isn't it" reads as "Is it not".

@@ -208,8 +208,9 @@ def _replace_pronoun(question: str, referent: str, known: frozenset[str] | None 
         following = (match.group(2) or "").strip().lower()
         if pronoun in ("that", "this", "these", "those") and following == "one":  # "that one" -> the referent
             rewrites[-1] = question[:start] + referent + question[match.end(2):]
-        elif pronoun in ("that", "this", "these", "those") and following and following not in FUNCTION_WORDS | _PARTICLES:
-            rewrites.append(question[:start] + referent + question[match.end(2):])  # "that name" -> the referent
+        elif pronoun in ("that", "this", "these", "those") and following and \
+                following not in FUNCTION_WORDS | _PARTICLES:  # "that name" -> the referent
+            rewrites.append(question[:start] + referent + question[match.end(2):])
         owned = re.match(r"(?:\s+(?!(?:" + "|".join(FUNCTION_WORDS) + r")\b)[\w\-]+)+", question[end:], re.IGNORECASE)
         owned = owned and re.sub(r"(?<=\w)\s+\w+ed$", "", owned.group(0))  # "its value used" owns "value"
         if suffix and owned:
@@ -251,7 +252,8 @@ def _put_in_place(question: str, phrase: str) -> list[str]:
             if words[j].lower() in FUNCTION_WORDS:
                 break
             spans.append((i, j))
-    aligned = [(i, j) for i, j in spans if words[j].lower() == head and (i == 0 or words[i - 1].lower() in FUNCTION_WORDS)]
+    aligned = [(i, j) for i, j in spans
+               if words[j].lower() == head and (i == 0 or words[i - 1].lower() in FUNCTION_WORDS)]
     # "And --repeat?", "And version 1.5?", "And on 3.4 or newer?" take the place of the option, the number...
     # of the same kind (with the words or the preposition before it: "version 1.4", "with GCC 3.2.2").
     own = _words(phrase)
@@ -271,12 +273,11 @@ def _put_in_place(question: str, phrase: str) -> list[str]:
     # "And for an internal error?" after "... return for a corrupt file?": the phrase after the same preposition.
     quoted = _QUOTED.search(question)
     first = [question[:quoted.start()] + phrase + question[quoted.end():]] if quoted and _QUOTED.search(phrase) else []
-    same = [m for m in re.finditer(rf"(?i)(?<=\s){re.escape(own[0])}\s", question)] if own and \
-        own[0].lower() in _PREPOSITIONS and not shaped else []
-    if same:
-        return first + [question[:same[-1].start()] + phrase + "?"]
-    if own and own[0].lower() in _PREPOSITIONS and not shaped:  # "And with systemd?": added at the end
-        return first + [question.rstrip().rstrip("?") + " " + phrase + "?"]
+    if own and own[0].lower() in _PREPOSITIONS and not shaped:
+        same = list(re.finditer(rf"(?i)(?<=\s){re.escape(own[0])}\s", question))
+        if same:
+            return first + [question[:same[-1].start()] + phrase + "?"]
+        return first + [question.rstrip().rstrip("?") + " " + phrase + "?"]  # "And with systemd?": at the end
     # Otherwise a noun phrase of the question is the likelier place ("the header" for "its trailer"), then the rest.
     nouns = [" ".join(_words(p.removeprefix("the "))) for p in noun_phrases(question)]
     # ... as long as the phrase first ("And lz4?" after "What is the compression ratio of zstd?": zstd).
@@ -321,8 +322,8 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     # noun phrase ("What is xsltproc?") is about its content words.
     names = [n for n in _IDENTIFIER.findall(previous_answer) + _OPTION.findall(previous_answer)
              if n != previous_answer] if entity else []
-    referents = ([previous_answer] if entity else []) + names + (noun_phrases(previous_question) or
-                                                                 topic_phrases(previous_question))
+    things = noun_phrases(previous_question) or topic_phrases(previous_question)
+    referents = ([previous_answer] if entity else []) + names + things
     # "he", "she": a name (capitalised), when the previous turn has one; "they": a plural or a list.
     if re.search(r"(?i)\b(?:he|she|him|his|her)\b", question):
         referents = [r for r in referents if r[:1].isupper()] or referents
@@ -334,7 +335,6 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     ellipsis = _ELLIPSIS.match(question)
     if ellipsis:
         rest, one = ellipsis.group("rest"), _ONE.search(ellipsis.group("rest"))
-        things = noun_phrases(previous_question) or topic_phrases(previous_question)
         if one and things:  # "And the other one?" after "Which branch ...?": the other branch
             rest = rest[:one.start(1)] + _words(things[0])[-1] + rest[one.end(1):]
         placed = _put_in_place(previous_question, rest)
@@ -368,8 +368,7 @@ def candidates(question: str, previous_question: str, previous_answer: str) -> l
     for referent in referents if not found else []:  # an elliptic phrase's own "its" reads as "the"
         found += _replace_pronoun(question, referent, known)
     one = _one(question)
-    for phrase in (noun_phrases(previous_question) or topic_phrases(previous_question))[:2] if one and not ellipsis \
-            else []:
+    for phrase in things[:2] if one and not ellipsis else []:
         found.append(question[:one.start(1)] + re.sub(r"^(?:the|a|an)\s+", "", phrase) + question[one.end(1):])
     refers = ellipsis or is_bare_question(question) or one or any(
         not _not_referring(question, m.start(), known) for m in _PRONOUN.finditer(question))
